@@ -1,0 +1,1 @@
+"""Backend implementations: memory, SQLite, PostgreSQL (pg8000), memcached (pymemcache)."""

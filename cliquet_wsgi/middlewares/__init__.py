@@ -1,0 +1,1 @@
+"""One module per middleware; each imports only the core (``cliquet_wsgi.*``)."""
