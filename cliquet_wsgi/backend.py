@@ -32,8 +32,14 @@ class Backend(abc.ABC):
     def ping(self) -> bool:
         """Heartbeat check: ``True`` when a round-trip works. Never raises."""
 
-    def initialize_schema(self) -> None:
-        """Create or upgrade tables, idempotently (no-op where there is no schema)."""
+    def initialize_schema(self) -> list[str]:
+        """Create or upgrade tables, idempotently; return one line per action taken.
+
+        Lines read like ``"storage: created schema version 1"`` or
+        ``"storage: schema already at version 1"``; ``cliquet-wsgi migrate``
+        prints them. Backends without a schema return ``[]``.
+        """
+        return []
 
     @abc.abstractmethod
     def flush(self) -> None:

@@ -38,3 +38,7 @@ LOG_CONTEXT = "cliquet.log_context"
 BATCH = "cliquet.batch"
 #: Memo shared by one request (or a whole batch): e.g. principals per user id.
 MEMO = "cliquet.memo"
+
+#: List of extra header names inner layers want CORS to expose on this response
+#: (the resources middleware adds ``Next-Page``, ``ETag``… on its endpoints).
+EXPOSE_HEADERS = "cliquet.expose_headers"

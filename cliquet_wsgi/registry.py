@@ -79,6 +79,7 @@ class Registry:
         self._backends: dict[str, Any] = {}
         self.authenticator: Callable[[dict], Any] | None = None
         self._app_checks_loaded = False
+        self._endpoint_resolvers: list[Callable[[str], "list[str] | None"]] = []
 
     # -- settings ------------------------------------------------------------------
 
@@ -115,6 +116,24 @@ class Registry:
     def register_public_setting(self, name: str, value: Any) -> None:
         with self._lock:
             self.public_settings[name] = value
+
+    # -- routing knowledge shared with outer layers -----------------------------------
+
+    def register_endpoint_methods(self, resolver: Callable[[str], "list[str] | None"]) -> None:
+        """Add a resolver: unprefixed path -> methods the endpoint allows, or ``None`` if not its own.
+
+        CORS preflight uses it to refuse methods an endpoint does not define.
+        """
+        with self._lock:
+            self._endpoint_resolvers.append(resolver)
+
+    def endpoint_methods(self, path: str) -> "list[str] | None":
+        """Methods of the endpoint at ``path`` (without version prefix), ``None`` if unknown."""
+        for resolver in self._endpoint_resolvers:
+            methods = resolver(path)
+            if methods is not None:
+                return methods
+        return None
 
     # -- heartbeat -------------------------------------------------------------------
 
