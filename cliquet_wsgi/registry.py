@@ -266,3 +266,9 @@ def default_registry() -> Registry:
         if registry is None:
             registry = _registries[""] = Registry()
         return registry
+
+
+def all_registries() -> list[Registry]:
+    """Every registry of this process (the CLI migrates their backends)."""
+    with _registries_lock:
+        return list(_registries.values())

@@ -1,0 +1,123 @@
+"""``cliquet-wsgi``: serve an ini file, migrate backends.
+
+* ``cliquet-wsgi serve [paste.ini] [--host H] [--port P]``: configure logging
+  from the ini's ``[loggers]`` sections, load ``[pipeline:main]`` (or
+  ``--name``) with PasteDeploy, create or upgrade the backends' schemas and
+  serve with waitress. For development and small deployments; production runs
+  ``gunicorn --paste paste.ini`` after ``cliquet-wsgi migrate``.
+* ``cliquet-wsgi migrate [paste.ini]``: create or upgrade the schemas of every
+  configured backend (idempotent) and print what it did.
+"""
+from __future__ import annotations
+
+import argparse
+import configparser
+import logging
+import logging.config
+import os
+import sys
+from typing import Sequence
+
+from cliquet_wsgi.errors import ConfigurationError
+
+logger = logging.getLogger("cliquet_wsgi")
+
+
+def _load_app(ini_path: str, name: str):
+    from paste.deploy import loadapp
+
+    return loadapp(f"config:{os.path.abspath(ini_path)}", name=name)
+
+
+def _configure_logging(ini_path: str) -> None:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(ini_path)
+    if parser.has_section("loggers"):
+        here = os.path.dirname(os.path.abspath(ini_path))
+        logging.config.fileConfig(
+            ini_path, defaults={"here": here, "__file__": os.path.abspath(ini_path)}, disable_existing_loggers=False
+        )
+    else:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-5.5s [%(name)s] %(message)s")
+
+
+def _server_options(ini_path: str) -> dict[str, str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(ini_path)
+    if parser.has_section("server:main"):
+        return {key: value for key, value in parser.items("server:main") if key in ("host", "port", "threads")}
+    return {}
+
+
+def migrate_backends(out=sys.stdout) -> int:
+    """Initialise the schemas of every backend configured in this process; return the count of backends."""
+    from cliquet_wsgi.registry import BACKEND_KINDS, all_registries
+
+    seen: set[int] = set()
+    for registry in all_registries():
+        for kind in BACKEND_KINDS:
+            backend = registry.backend(kind)
+            if backend is None or id(backend) in seen:
+                continue
+            seen.add(id(backend))
+            for line in backend.initialize_schema() or []:
+                print(line, file=out)
+    return len(seen)
+
+
+def _check_ini(path: str) -> str:
+    if not os.path.isfile(path):
+        raise SystemExit(f"cliquet-wsgi: no such ini file: {path}")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cliquet-wsgi", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve an ini file with waitress")
+    serve.add_argument("ini", nargs="?", default="paste.ini")
+    serve.add_argument("--name", default="main", help="pipeline or app name in the ini (default: main)")
+    serve.add_argument("--host", help="default: [server:main] host, else 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default: [server:main] port, else 8000")
+    serve.add_argument("--threads", type=int, help="default: [server:main] threads, else 8")
+
+    migrate = commands.add_parser("migrate", help="create or upgrade backend schemas")
+    migrate.add_argument("ini", nargs="?", default="paste.ini")
+    migrate.add_argument("--name", default="main")
+
+    args = parser.parse_args(argv)
+    ini = _check_ini(args.ini)
+    try:
+        if args.command == "migrate":
+            _load_app(ini, args.name)
+            count = migrate_backends()
+            print(f"{count} backend(s) up to date")
+            return 0
+        _configure_logging(ini)
+        app = _load_app(ini, args.name)
+        migrate_backends(out=_LogWriter())
+        options = _server_options(ini)
+        host = args.host or options.get("host", "127.0.0.1")
+        port = args.port or int(options.get("port", 8000))
+        threads = args.threads or int(options.get("threads", 8))
+        import waitress
+
+        logger.info("Serving %s on http://%s:%s/", ini, host, port)
+        waitress.serve(app, host=host, port=port, threads=threads)
+        return 0
+    except ConfigurationError as exc:
+        print(f"cliquet-wsgi: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+class _LogWriter:
+    """A file-like object sending migration lines to the log."""
+
+    def write(self, text: str) -> None:
+        if text.strip():
+            logger.info(text.strip())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
