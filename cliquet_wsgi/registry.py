@@ -29,6 +29,7 @@ import threading
 from typing import Any, Callable, Mapping
 
 from cliquet_wsgi.errors import ConfigurationError
+from cliquet_wsgi.instrumentation import BackendListener, instrument
 from cliquet_wsgi.settings import DEFAULTS, load_settings, public_settings
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ class Registry:
         self.authenticator: Callable[[dict], Any] | None = None
         self._app_checks_loaded = False
         self._endpoint_resolvers: list[Callable[[str], "list[str] | None"]] = []
+        # Live list shared with the timing proxies (see cliquet_wsgi.instrumentation).
+        self.backend_listeners: list[BackendListener] = []
 
     # -- settings ------------------------------------------------------------------
 
@@ -183,7 +186,7 @@ class Registry:
         with self._lock:
             if kind not in self._backends:
                 backend = build_backend(kind, self.settings)
-                self._backends[kind] = backend
+                self._backends[kind] = instrument(kind, backend, self.backend_listeners)
                 if backend is not None:
                     self.register_heartbeat(kind, backend.ping)
             return self._backends[kind]
@@ -191,9 +194,20 @@ class Registry:
     def set_backend(self, kind: str, backend: Any) -> None:
         """Install a ready-made backend (tests, or an app that builds its own)."""
         with self._lock:
-            self._backends[kind] = backend
+            self._backends[kind] = instrument(kind, backend, self.backend_listeners)
             if backend is not None:
                 self.register_heartbeat(kind, backend.ping)
+
+    def add_backend_listener(self, listener: BackendListener) -> None:
+        """Call ``listener(kind, class_name, method, duration_ms)`` after every public backend call.
+
+        Backends are then handed out wrapped in a timing proxy; without any
+        listener they are handed out raw (monitoring off costs nothing).
+        """
+        with self._lock:
+            self.backend_listeners.append(listener)
+            for kind, backend in list(self._backends.items()):
+                self._backends[kind] = instrument(kind, backend, self.backend_listeners)
 
     def close(self) -> None:
         with self._lock:
