@@ -1,0 +1,188 @@
+"""StatsD metrics: request timers and counters, backend timers, users (PROTOCOL §12).
+
+Use it when a StatsD agent (statsd, Telegraf, Datadog agent…) collects your
+metrics. Without ``statsd_url`` :func:`cliquet_wsgi.stack.wrap` leaves it out;
+for a pull-based setup use the Prometheus middleware instead.
+
+Metrics sent per request, in one UDP datagram (names under the prefix)::
+
+    request.<endpoint>.<METHOD>   timer (ms, until the inner app returned)
+    view.<endpoint>.<METHOD>      counter
+    status.<code>                 counter
+    errno.<n>                     counter, error responses only
+    authn_type.<policy>           counter, authenticated requests only
+    users                         set of prefixed user ids
+
+and one datagram per backend call: ``storage.<class>.<method>`` (also
+``cache.``, ``permission.``), timers, via the registry's backend hook.
+``<endpoint>`` is the stable route name set by inner layers (``hello``,
+``batch``, ``article-collection``…) or ``unmatched``: never the raw path, so
+the number of metric names stays bounded. Methods outside the HTTP set are
+counted as ``OTHER``. Every name and set value is reduced to
+``[A-Za-z0-9_.-]`` (the client raises on non-ASCII names, RELIABILITY F8).
+
+Sending never raises nor blocks: the socket is non-blocking, so an absent or
+overloaded agent costs one dropped datagram.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
+
+from cliquet_wsgi import environ as keys
+from cliquet_wsgi.errors import ConfigurationError
+from cliquet_wsgi.instrumentation import observe
+from cliquet_wsgi.paste import make_filter_factory
+from cliquet_wsgi.registry import Registry, default_registry
+from cliquet_wsgi.settings import DEFAULTS
+
+#: Methods counted under their own name; anything else is ``OTHER``.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+logger = logging.getLogger(__name__)
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+_MAX_NAME = 200
+_perf_counter = time.perf_counter
+
+
+def sanitise(name: str) -> str:
+    """``name`` reduced to ``[A-Za-z0-9_.-]`` (other characters become ``_``), at most 200 chars."""
+    return _UNSAFE.sub("_", name[:_MAX_NAME])
+
+
+class _SanitisedNames(dict):
+    """Memo of sanitised names; bounded so that hostile input cannot grow it."""
+
+    def __missing__(self, name: str) -> str:
+        value = sanitise(name)
+        if len(self) < 4096:
+            self[name] = value
+        return value
+
+
+def parse_statsd_url(url: str) -> tuple[str, int]:
+    """``udp://host:port`` -> ``(host, port)``; :class:`ConfigurationError` otherwise."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 8125
+    except ValueError as exc:
+        raise ConfigurationError(f"Setting 'statsd_url' is not a valid URL ({exc}): {url!r}") from None
+    if parts.scheme != "udp" or not parts.hostname:
+        raise ConfigurationError(f"Setting 'statsd_url' must look like udp://host:8125, got {url!r}")
+    return parts.hostname, port
+
+
+def statsd_prefix_for(statsd_prefix: str, project_name: str) -> str:
+    """The metric prefix: an explicit ``statsd_prefix`` wins over ``project_name`` (PROTOCOL §15 #28).
+
+    ``statsd_prefix`` counts as explicit when it differs from its default (``cliquet``).
+    """
+    default = DEFAULTS["statsd_prefix"][0]
+    prefix = statsd_prefix if statsd_prefix != default else (project_name or default)
+    return sanitise(prefix).strip(".")
+
+
+class MetricsMiddleware:
+    """Send request and backend metrics to StatsD.
+
+    Settings:
+        ``statsd_url``: ``udp://host:port`` of the agent (required here).
+        ``statsd_prefix``: prefix of every name; when left at ``cliquet``,
+        ``project_name`` is used if set.
+        ``project_name``: see ``statsd_prefix``.
+
+    Environ read after the inner app returned: ``cliquet.route_name``,
+    ``cliquet.errno``, ``cliquet.authn_type``, ``cliquet.user_id``; sets
+    ``cliquet.registry`` if absent. Registers a backend listener on the
+    registry. Sits above cors and errors so that every response is counted.
+
+    Example::
+
+        app = MetricsMiddleware(app, statsd_url="udp://127.0.0.1:8125", statsd_prefix="myapp")
+    """
+
+    def __init__(
+        self,
+        app: Callable[..., Iterable[bytes]],
+        *,
+        registry: Registry | None = None,
+        statsd_url: str | None = None,
+        statsd_prefix: str = DEFAULTS["statsd_prefix"][0],
+        project_name: str = "",
+    ) -> None:
+        if not statsd_url:
+            raise ConfigurationError("Setting 'statsd_url' is required by the metrics middleware")
+        host, port = parse_statsd_url(statsd_url)
+        try:
+            import statsd
+        except ImportError:
+            raise ConfigurationError(
+                "Setting 'statsd_url' needs the 'statsd' package: pip install cliquet-wsgi[monitoring]"
+            ) from None
+        self.prefix = statsd_prefix_for(statsd_prefix, project_name)
+        try:
+            self.client = statsd.StatsClient(host, port, prefix=self.prefix)
+        except OSError as exc:
+            raise ConfigurationError(f"Setting 'statsd_url': cannot resolve {host!r}: {exc}") from None
+        # NOTE: a blocking sendto() could stall a request when the socket buffer
+        # is full; the client swallows the resulting socket errors.
+        self.client._sock.setblocking(False)
+        self.app = app
+        self.registry = registry if registry is not None else default_registry()
+        self._names = _SanitisedNames()
+        self._backend_names = _SanitisedNames()
+        self.registry.add_backend_listener(self._on_backend_call)
+
+    def __call__(self, environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if keys.REGISTRY not in environ:
+            environ[keys.REGISTRY] = self.registry
+        start = _perf_counter()
+
+        def done(status: str | None, exc: BaseException | None) -> None:
+            self._send_request_metrics(environ, status, exc, (_perf_counter() - start) * 1000.0)
+
+        return observe(self.app, environ, start_response, done)
+
+    def _send_request_metrics(self, environ: dict, status: str | None, exc: BaseException | None,
+                              duration_ms: float) -> None:
+        try:
+            self._send(environ, status, exc, duration_ms)
+        except Exception:
+            # NOTE: a monitoring bug must not turn a good response into an error.
+            logger.exception("Could not send request metrics")
+
+    def _send(self, environ: dict, status: str | None, exc: BaseException | None, duration_ms: float) -> None:
+        names = self._names
+        method = environ.get("REQUEST_METHOD", "")
+        if method not in HTTP_METHODS:
+            method = "OTHER"
+        endpoint = names[environ.get(keys.ROUTE_NAME) or "unmatched"]
+        with self.client.pipeline() as pipe:
+            pipe.timing(f"request.{endpoint}.{method}", duration_ms)
+            pipe.incr(f"view.{endpoint}.{method}")
+            if status is not None:
+                pipe.incr(f"status.{names[status[:3]]}")
+            elif exc is not None:
+                # The server answers 500 to an exception nobody rendered.
+                pipe.incr("status.500")
+            errno = environ.get(keys.ERRNO)
+            if errno is not None:
+                errno = str(int(errno)) if isinstance(errno, int) else str(errno)
+                pipe.incr(f"errno.{names[errno]}")
+            authn_type = environ.get(keys.AUTHN_TYPE)
+            if authn_type:
+                pipe.incr(f"authn_type.{names[authn_type]}")
+            user_id = environ.get(keys.USER_ID)
+            if user_id:
+                pipe.set("users", sanitise(user_id))
+
+    def _on_backend_call(self, kind: str, name: str, method: str, duration_ms: float) -> None:
+        # PROTOCOL §12: storage.<backend class lower>.<method>
+        self.client.timing(self._backend_names[f"{kind}.{name.lower()}.{method}"], duration_ms)
+
+
+filter_factory = make_filter_factory(MetricsMiddleware)

@@ -1,0 +1,260 @@
+"""MetricsMiddleware against a real UDP socket on loopback (no mocked StatsD)."""
+from __future__ import annotations
+
+import re
+import socket
+import sys
+from wsgiref.validate import validator
+
+import pytest
+import webtest
+
+from cliquet_wsgi import environ as keys
+from cliquet_wsgi.errors import ConfigurationError
+from cliquet_wsgi.middlewares.metrics import MetricsMiddleware, filter_factory, statsd_prefix_for
+from cliquet_wsgi.registry import Registry
+
+TIMER = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+):(?P<ms>\d+\.\d{6})\|ms$")
+
+
+class StatsdServer:
+    """A UDP socket standing in for the StatsD agent: records the lines it receives."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"udp://127.0.0.1:{self.port}"
+
+    def datagrams(self, count: int) -> list[list[str]]:
+        """Exactly ``count`` datagrams (each a list of lines); fails on fewer or more."""
+        received = []
+        self.sock.settimeout(2.0)
+        for _ in range(count):
+            received.append(self.sock.recv(65535).decode("ascii").split("\n"))
+        self.sock.settimeout(0.05)
+        with pytest.raises(socket.timeout):
+            extra = self.sock.recv(65535)
+            pytest.fail(f"unexpected datagram {extra!r}")
+        return received
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def statsd_server():
+    server = StatsdServer()
+    yield server
+    server.close()
+
+
+class MemoryStorage:
+    def get_all(self, parent_id: str) -> list:
+        return []
+
+    def ping(self) -> bool:
+        return True
+
+
+def make_app(extra: dict | None = None, status: str = "200 OK"):
+    """Three-line app: copies ``extra`` into the environ the way inner layers do."""
+
+    def app(environ, start_response):
+        environ.update(extra or {})
+        if environ["PATH_INFO"] == "/v1/records":
+            environ[keys.REGISTRY].storage.get_all("")
+        start_response(status, [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    return app
+
+
+def build(server, app, registry=None, lint=True, **settings):
+    registry = registry or Registry()
+    # Both linters warn on non-standard methods, which the unknown-method case sends on purpose.
+    middleware = MetricsMiddleware(validator(app) if lint else app, registry=registry, statsd_url=server.url,
+                                   **settings)
+    return webtest.TestApp(middleware, lint=lint), middleware
+
+
+def split_timer(lines: list[str]) -> tuple[str, list[str]]:
+    timers = [line for line in lines if line.endswith("|ms")]
+    assert len(timers) == 1, lines
+    match = TIMER.match(timers[0])
+    assert match, timers[0]
+    assert float(match["ms"]) < 1000
+    return match["name"], [line for line in lines if not line.endswith("|ms")]
+
+
+@pytest.mark.parametrize(
+    "extra, method, status, expected_timer, expected_lines",
+    [
+        pytest.param(
+            {keys.ROUTE_NAME: "hello"}, "GET", "200 OK",
+            "cliquet.request.hello.GET",
+            ["cliquet.view.hello.GET:1|c", "cliquet.status.200:1|c"],
+            id="hello",
+        ),
+        pytest.param(
+            {}, "GET", "404 Not Found",
+            "cliquet.request.unmatched.GET",
+            ["cliquet.view.unmatched.GET:1|c", "cliquet.status.404:1|c"],
+            id="unmatched-never-raw-path",
+        ),
+        pytest.param(
+            {keys.ROUTE_NAME: "article-record", keys.ERRNO: 110}, "DELETE", "404 Not Found",
+            "cliquet.request.article-record.DELETE",
+            ["cliquet.view.article-record.DELETE:1|c", "cliquet.status.404:1|c", "cliquet.errno.110:1|c"],
+            id="errno",
+        ),
+        pytest.param(
+            {keys.ROUTE_NAME: "article-collection", keys.AUTHN_TYPE: "basicauth",
+             keys.USER_ID: "basicauth:9f2d"}, "POST", "201 Created",
+            "cliquet.request.article-collection.POST",
+            ["cliquet.view.article-collection.POST:1|c", "cliquet.status.201:1|c",
+             "cliquet.authn_type.basicauth:1|c", "cliquet.users:basicauth_9f2d|s"],
+            id="authenticated",
+        ),
+        pytest.param(
+            {keys.ROUTE_NAME: "batch"}, "FOO", "405 Method Not Allowed",
+            "cliquet.request.batch.OTHER",
+            ["cliquet.view.batch.OTHER:1|c", "cliquet.status.405:1|c"],
+            id="unknown-method-bounded",
+        ),
+        pytest.param(
+            {keys.ROUTE_NAME: "articlé-record", keys.AUTHN_TYPE: "fxa\u00e9",
+             keys.USER_ID: "fxa:j\u00fcrgen|x\n"}, "GET", "200 OK",
+            "cliquet.request.articl_-record.GET",
+            ["cliquet.view.articl_-record.GET:1|c", "cliquet.status.200:1|c",
+             "cliquet.authn_type.fxa_:1|c", "cliquet.users:fxa_j_rgen_x_|s"],
+            id="unicode-sanitised-F8",
+        ),
+    ],
+)
+def test_request_metrics_lines(statsd_server, extra, method, status, expected_timer, expected_lines):
+    app, _ = build(statsd_server, make_app(extra, status), lint=method != "FOO")
+    response = app.request("/v1/some/raw/path?x=1", method=method, expect_errors=True)
+    assert response.status == status
+    [lines] = statsd_server.datagrams(1)
+    timer, others = split_timer(lines)
+    assert timer == expected_timer
+    assert others == expected_lines
+
+
+def test_backend_timers_through_registry_hook(statsd_server):
+    registry = Registry()
+    registry.set_backend("storage", MemoryStorage())
+    app, _ = build(statsd_server, make_app({keys.ROUTE_NAME: "record-collection"}), registry=registry)
+    app.get("/v1/records", status=200)
+    backend, request = statsd_server.datagrams(2)
+    assert TIMER.match(backend[0])["name"] == "cliquet.storage.memorystorage.get_all"
+    assert len(backend) == 1
+    assert split_timer(request)[0] == "cliquet.request.record-collection.GET"
+
+
+def test_backend_built_after_middleware_is_timed(statsd_server):
+    registry = Registry()
+    app, _ = build(statsd_server, make_app({keys.ROUTE_NAME: "record-collection"}), registry=registry)
+    registry.set_backend("storage", MemoryStorage())
+    app.get("/v1/records", status=200)
+    backend, _ = statsd_server.datagrams(2)
+    assert TIMER.match(backend[0])["name"] == "cliquet.storage.memorystorage.get_all"
+
+
+@pytest.mark.parametrize(
+    "statsd_prefix, project_name, expected",
+    [
+        pytest.param("cliquet", "", "cliquet", id="default"),
+        pytest.param("cliquet", "myapp", "myapp", id="project-name-when-prefix-not-given"),
+        pytest.param("shop.api", "myapp", "shop.api", id="explicit-prefix-wins-15-28"),
+        pytest.param("my app/é", "", "my_app__", id="sanitised"),
+    ],
+)
+def test_prefix(statsd_prefix, project_name, expected):
+    assert statsd_prefix_for(statsd_prefix, project_name) == expected
+
+
+def test_prefix_used_on_the_wire(statsd_server):
+    app, _ = build(statsd_server, make_app({keys.ROUTE_NAME: "hello"}), statsd_prefix="shop", project_name="x")
+    app.get("/v1/")
+    [lines] = statsd_server.datagrams(1)
+    assert "shop.view.hello.GET:1|c" in lines
+
+
+def test_unreachable_statsd_costs_nothing(statsd_server):
+    # F8: a port nobody listens on; sends must neither raise nor block.
+    port = statsd_server.port
+    statsd_server.close()
+    middleware = MetricsMiddleware(validator(make_app({keys.ROUTE_NAME: "hello"})), registry=Registry(),
+                                   statsd_url=f"udp://127.0.0.1:{port}")
+    app = webtest.TestApp(middleware)
+    for _ in range(50):
+        assert app.get("/v1/").body == b"ok"
+
+
+def test_exception_counts_500_and_propagates(statsd_server):
+    def failing(environ, start_response):
+        environ[keys.ROUTE_NAME] = "hello"
+        raise ZeroDivisionError("boom")
+
+    middleware = MetricsMiddleware(failing, registry=Registry(), statsd_url=statsd_server.url)
+    with pytest.raises(ZeroDivisionError):
+        middleware({"REQUEST_METHOD": "GET", "PATH_INFO": "/v1/"}, lambda *a: None)
+    [lines] = statsd_server.datagrams(1)
+    assert split_timer(lines)[1] == ["cliquet.view.hello.GET:1|c", "cliquet.status.500:1|c"]
+
+
+def test_lazy_response_measured_when_closed(statsd_server):
+    closed = []
+
+    class Body:
+        def __init__(self, start_response):
+            self.start_response = start_response
+
+        def __iter__(self):
+            self.start_response("200 OK", [("Content-Type", "text/plain")])
+            yield b"late"
+
+        def close(self):
+            closed.append(True)
+
+    def lazy(environ, start_response):
+        environ[keys.ROUTE_NAME] = "hello"
+        return Body(start_response)
+
+    app = webtest.TestApp(MetricsMiddleware(validator(lazy), registry=Registry(), statsd_url=statsd_server.url))
+    assert app.get("/v1/").body == b"late"
+    assert closed == [True]
+    [lines] = statsd_server.datagrams(1)
+    assert split_timer(lines)[1] == ["cliquet.view.hello.GET:1|c", "cliquet.status.200:1|c"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("tcp://localhost:8125", id="wrong-scheme"),
+        pytest.param("udp://:8125", id="no-host"),
+        pytest.param("udp://localhost:99999", id="bad-port"),
+        pytest.param("localhost:8125", id="no-scheme"),
+    ],
+)
+def test_bad_url_fails_at_startup(url):
+    with pytest.raises(ConfigurationError, match="statsd_url"):
+        MetricsMiddleware(make_app(), registry=Registry(), statsd_url=url)
+
+
+def test_missing_statsd_package_is_a_configuration_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "statsd", None)
+    with pytest.raises(ConfigurationError, match="pip install"):
+        MetricsMiddleware(make_app(), registry=Registry(), statsd_url="udp://127.0.0.1:8125")
+
+
+def test_filter_factory_from_ini_strings(statsd_server):
+    make = filter_factory({"__file__": "/tmp/metrics-test.ini"}, statsd_url=statsd_server.url,
+                          statsd_prefix="ini", registry_name="metrics-test")
+    app = webtest.TestApp(make(validator(make_app({keys.ROUTE_NAME: "heartbeat"}))))
+    app.get("/__heartbeat__")
+    [lines] = statsd_server.datagrams(1)
+    assert "ini.view.heartbeat.GET:1|c" in lines
