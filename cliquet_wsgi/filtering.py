@@ -1,0 +1,197 @@
+"""The reference semantics of storage filters and sorting, in pure Python.
+
+This module *is* the meaning of :class:`~cliquet_wsgi.storage.Filter`,
+:class:`~cliquet_wsgi.storage.Sort` and ``pagination_rules``: the memory
+backend uses it directly, the SQLite backend falls back to it for what SQL
+cannot express, and property-based tests compare other backends with it.
+Keep it small and obviously correct rather than fast.
+
+Values are JSON values. Rules (PROTOCOL §10.5, the docstring of
+:class:`~cliquet_wsgi.storage.COMPARISON`):
+
+* a field is a dotted path (``author.name``) walking through objects only;
+  anything else on the way (missing key, array, scalar) means *missing*;
+* JSON types are ranked ``null < bool < number < string < array < object``
+  and values of different ranks are never equal (``1`` vs ``"1"``, ``1`` vs
+  ``true``); ``LT GT MIN MAX`` only match values of the same rank among
+  bool, number and string;
+* ``NOT``, ``EXCLUDE`` and ``HAS false`` match records lacking the field;
+  ``HAS`` treats ``null`` as lacking; every other operator needs the field;
+* sorting is total: by rank, then value (arrays and objects by their
+  canonical JSON text), records lacking the field after all others when
+  ascending (before them when descending); ``id`` ascending breaks ties.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+from typing import Any, Callable, Iterable, Sequence
+
+from cliquet_wsgi.storage import COMPARISON, Filter, Sort
+
+__all__ = ["MISSING", "resolve", "rank", "json_equal", "like", "match", "sort_key", "apply", "DEFAULT_SORT"]
+
+#: Returned by :func:`resolve` for a field the record lacks.
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
+
+#: Order used when no sorting is given (newest first).
+DEFAULT_SORT = (Sort("last_modified", -1),)
+
+_NULL, _BOOL, _NUMBER, _STRING, _ARRAY, _OBJECT = range(6)
+
+
+def resolve(record: dict[str, Any], field: str) -> Any:
+    """The value at dotted ``field`` in ``record``, or :data:`MISSING`."""
+    value: Any = record
+    for part in field.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return MISSING
+        value = value[part]
+    return value
+
+
+def rank(value: Any) -> int:
+    """Rank of a JSON value's type (``bool`` checked before ``int``: ``True`` is an int in Python)."""
+    if value is None:
+        return _NULL
+    if isinstance(value, bool):
+        return _BOOL
+    if isinstance(value, (int, float)):
+        return _NUMBER
+    if isinstance(value, str):
+        return _STRING
+    if isinstance(value, (list, tuple)):
+        return _ARRAY
+    return _OBJECT
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality of JSON values, type-aware all the way down (``[1] != [true]``, ``1 == 1.0``)."""
+    kind = rank(a)
+    if kind != rank(b):
+        return False
+    if kind == _ARRAY:
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+    if kind == _OBJECT:
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _comparable(value: Any) -> tuple[int, Any]:
+    kind = rank(value)
+    if kind == _NULL:
+        return (kind, 0)
+    if kind in (_ARRAY, _OBJECT):
+        return (kind, _canonical(value))
+    return (kind, value)
+
+
+@functools.lru_cache(maxsize=256)
+def _like_regex(needle: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(part) for part in needle.lower().split("*")), re.DOTALL)
+
+
+def like(value: Any, needle: Any) -> bool:
+    """Case-insensitive substring match of a string ``value``; ``*`` in ``needle`` is a wildcard.
+
+    ``%`` and ``_`` are literal. A non-string ``needle`` is matched by its JSON text.
+    """
+    if not isinstance(value, str):
+        return False
+    if not isinstance(needle, str):
+        needle = _canonical(needle)
+    return _like_regex(needle).search(value.lower()) is not None
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+
+
+def _ordered(field_value: Any, value: Any) -> int | None:
+    """-1/0/1 comparing two values of the same orderable rank, else ``None``."""
+    kind = rank(field_value)
+    if kind != rank(value) or kind not in (_BOOL, _NUMBER, _STRING):
+        return None
+    return (field_value > value) - (field_value < value)
+
+
+def match_filter(record: dict[str, Any], flt: Filter) -> bool:
+    """Whether ``record`` satisfies one filter."""
+    field_value = resolve(record, flt.field)
+    op, value = COMPARISON(flt.operator), flt.value
+    if op is COMPARISON.HAS:
+        present = field_value is not MISSING and field_value is not None
+        return present if value else not present
+    if op is COMPARISON.NOT:
+        return field_value is MISSING or not json_equal(field_value, value)
+    if op is COMPARISON.EXCLUDE:
+        return field_value is MISSING or not any(json_equal(field_value, v) for v in _as_list(value))
+    if field_value is MISSING:
+        return False
+    if op is COMPARISON.EQ:
+        return json_equal(field_value, value)
+    if op is COMPARISON.IN:
+        return any(json_equal(field_value, v) for v in _as_list(value))
+    if op is COMPARISON.LIKE:
+        return like(field_value, value)
+    if op in (COMPARISON.CONTAINS, COMPARISON.CONTAINS_ANY):
+        if not isinstance(field_value, (list, tuple)):
+            return False
+        found = (any(json_equal(item, v) for item in field_value) for v in _as_list(value))
+        return all(found) if op is COMPARISON.CONTAINS else any(found)
+    order = _ordered(field_value, value)
+    if order is None:
+        return False
+    return {
+        COMPARISON.LT: order < 0,
+        COMPARISON.GT: order > 0,
+        COMPARISON.MIN: order >= 0,
+        COMPARISON.MAX: order <= 0,
+    }[op]
+
+
+def match(record: dict[str, Any], filters: Iterable[Filter]) -> bool:
+    """Whether ``record`` satisfies every filter (AND)."""
+    return all(match_filter(record, flt) for flt in filters)
+
+
+def match_rules(record: dict[str, Any], pagination_rules: Sequence[Sequence[Filter]]) -> bool:
+    """Whether ``record`` satisfies any rule (OR of ANDs); no rules at all means yes."""
+    return not pagination_rules or any(match(record, rule) for rule in pagination_rules)
+
+
+def sort_key(sorting: Sequence[Sort]) -> Callable[[dict[str, Any]], Any]:
+    """A ``key=`` for :func:`sorted` ordering records by ``sorting`` then ``id`` ascending."""
+    fields = list(sorting)
+    if not any(sort.field == "id" for sort in fields):
+        fields.append(Sort("id", 1))
+
+    def compare(a: dict[str, Any], b: dict[str, Any]) -> int:
+        for field, direction in fields:
+            va, vb = resolve(a, field), resolve(b, field)
+            # Missing sorts after every value ascending.
+            ka = (1,) if va is MISSING else (0,) + _comparable(va)
+            kb = (1,) if vb is MISSING else (0,) + _comparable(vb)
+            if ka != kb:
+                return (1 if ka > kb else -1) * (1 if direction >= 0 else -1)
+        return 0
+
+    return functools.cmp_to_key(compare)
+
+
+def apply(
+    records: Iterable[dict[str, Any]],
+    filters: Sequence[Filter] = (),
+    sorting: Sequence[Sort] = (),
+    pagination_rules: Sequence[Sequence[Filter]] = (),
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Filter, keep those matching a pagination rule, sort (default newest first), then limit."""
+    kept = [r for r in records if match(r, filters) and match_rules(r, pagination_rules)]
+    kept.sort(key=sort_key(sorting or DEFAULT_SORT))
+    return kept if limit is None else kept[:limit]
