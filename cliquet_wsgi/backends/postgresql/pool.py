@@ -1,0 +1,324 @@
+"""A small thread-safe connection pool for pg8000, which has none.
+
+One :class:`Pool` per database URL and process (:func:`get_pool`), so that
+storage, permission and cache backends pointing at the same database share
+connections **and the calling thread's current transaction**: a request that
+writes a record and its ACEs commits or rolls back both together.
+
+What it guarantees:
+
+* at most ``size + max_overflow`` connections; a checkout waits at most
+  ``timeout`` seconds, then raises :class:`BackendError` (never hangs);
+* every reused connection is pinged (``SELECT 1``) on checkout; a broken one
+  is discarded and replaced, so a PostgreSQL restart or
+  ``pg_terminate_backend()`` is survived without restarting the application;
+* connections carry ``application_name`` (``cliquet-wsgi``), a connect timeout,
+  a socket timeout and a server-side ``statement_timeout``;
+* every pg8000, socket and protocol error is translated into
+  :class:`BackendError` at one boundary (:meth:`Pool.transaction`);
+* after ``fork()`` the child never reuses the parent's sockets.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from typing import Any, Iterator
+from urllib.parse import unquote, urlsplit
+
+from cliquet_wsgi.errors import BackendError, ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+APPLICATION_NAME = "cliquet-wsgi"
+
+#: SQLSTATE classes after which the server closed the session.
+_FATAL_SEVERITIES = ("FATAL", "PANIC")
+
+
+def parse_url(url: str) -> dict[str, Any]:
+    """``postgresql://user[:password]@host[:port]/db`` -> pg8000 connect arguments."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigurationError(f"Not a PostgreSQL URL: {parts.scheme}://…")
+    database = unquote(parts.path.lstrip("/"))
+    if not database or not parts.username:
+        raise ConfigurationError("PostgreSQL URL must look like postgresql://user[:password]@host[:port]/db")
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        raise ConfigurationError("PostgreSQL URL has an invalid port") from None
+    return {
+        "user": unquote(parts.username),
+        "password": unquote(parts.password) if parts.password is not None else None,
+        "host": parts.hostname or "127.0.0.1",
+        "port": port,
+        "database": database,
+    }
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    import pg8000.exceptions
+
+    # NOTE: pg8000 lets raw socket/struct errors escape from its reader when
+    # the server vanishes mid-message; they mean the same as InterfaceError.
+    return (pg8000.exceptions.Error, OSError, struct.error, EOFError, UnicodeError)
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """A server-reported SQL error after which the session is still usable."""
+    import pg8000.exceptions
+
+    if not isinstance(exc, pg8000.exceptions.DatabaseError):
+        return False
+    info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    return info.get("S") not in _FATAL_SEVERITIES
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    info = exc.args[0] if getattr(exc, "args", None) and isinstance(exc.args[0], dict) else {}
+    return info.get("C")
+
+
+class _Conn:
+    """A pooled pg8000 connection with its birth time."""
+
+    __slots__ = ("raw", "created", "pid")
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.created = time.monotonic()
+        self.pid = os.getpid()
+
+
+class _TxState(threading.local):
+    conn: _Conn | None = None
+    depth: int = 0
+    failed: bool = False
+
+
+class Pool:
+    """Connections to one database; see the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        size: int = 25,
+        max_overflow: int = 5,
+        timeout: float = 30.0,
+        recycle: float = -1,
+        connect_timeout: float = 10.0,
+        statement_timeout: float = 30.0,
+    ) -> None:
+        self.url = url
+        self.params = parse_url(url)
+        self.size = size
+        self.max_overflow = max_overflow
+        self.timeout = timeout
+        self.recycle = recycle
+        self.connect_timeout = connect_timeout
+        self.statement_timeout = statement_timeout
+        self._idle: deque[_Conn] = deque()
+        self._slots = threading.BoundedSemaphore(size + max_overflow)
+        self._lock = threading.Lock()
+        self._local = _TxState()
+        self._pid = os.getpid()
+        #: Connections currently checked out (observability and tests).
+        self.checked_out = 0
+
+    # -- connections ---------------------------------------------------------------
+
+    def _connect(self) -> _Conn:
+        import pg8000.dbapi
+
+        p = self.params
+        sock = socket.create_connection((p["host"], p["port"]), timeout=self.connect_timeout)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            # NOTE: the socket timeout bounds every read, so a black-holed
+            # server fails a request instead of hanging a thread forever; it is
+            # above statement_timeout so that the server's own cancel wins.
+            sock.settimeout(self.statement_timeout + max(5.0, self.connect_timeout) if self.statement_timeout else None)
+            startup = {"TimeZone": "UTC"}
+            if self.statement_timeout:
+                startup["statement_timeout"] = str(int(self.statement_timeout * 1000))
+            raw = pg8000.dbapi.connect(
+                user=p["user"],
+                password=p["password"],
+                database=p["database"],
+                sock=sock,
+                application_name=APPLICATION_NAME,
+                startup_params=startup,
+            )
+        except BaseException:
+            sock.close()
+            raise
+        raw.autocommit = True
+        return _Conn(raw)
+
+    @staticmethod
+    def _close(conn: _Conn) -> None:
+        try:
+            conn.raw.close()
+        except Exception:  # already broken: nothing more to release
+            pass
+
+    def _alive(self, conn: _Conn) -> bool:
+        if self.recycle >= 0 and time.monotonic() - conn.created > self.recycle:
+            return False
+        try:
+            cursor = conn.raw.cursor()
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+            return True
+        except _driver_errors():
+            return False
+
+    def _after_fork(self) -> None:
+        # NOTE: the parent's sockets must not be used (nor closed) by a child:
+        # closing would send Terminate on the parent's sessions.
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._idle.clear()
+                self._slots = threading.BoundedSemaphore(self.size + self.max_overflow)
+                self._local = _TxState()
+                self.checked_out = 0
+
+    def checkout(self) -> _Conn:
+        """A live connection, or :class:`BackendError` after ``timeout`` seconds."""
+        if self._pid != os.getpid():
+            self._after_fork()
+        deadline = time.monotonic() + self.timeout
+        if not self._slots.acquire(timeout=self.timeout):
+            raise BackendError(message=f"PostgreSQL pool exhausted: no connection within {self.timeout}s")
+        try:
+            while True:
+                with self._lock:
+                    conn = self._idle.pop() if self._idle else None
+                if conn is None:
+                    break
+                if self._alive(conn):
+                    with self._lock:
+                        self.checked_out += 1
+                    return conn
+                logger.info("Discarding a broken or expired PostgreSQL connection")
+                self._close(conn)
+            if time.monotonic() > deadline:
+                raise BackendError(message="PostgreSQL pool timeout")
+            try:
+                conn = self._connect()
+            except _driver_errors() as exc:
+                raise BackendError(exc, message=f"Cannot connect to PostgreSQL: {exc}") from exc
+            with self._lock:
+                self.checked_out += 1
+            return conn
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def checkin(self, conn: _Conn, broken: bool = False) -> None:
+        if conn.pid != os.getpid():
+            return
+        with self._lock:
+            self.checked_out -= 1
+            keep = not broken and len(self._idle) < self.size
+            if keep:
+                self._idle.append(conn)
+        if not keep:
+            self._close(conn)
+        self._slots.release()
+
+    def dispose(self) -> None:
+        """Close idle connections (checked-out ones close on checkin)."""
+        with self._lock:
+            idle, self._idle = list(self._idle), deque()
+        for conn in idle:
+            self._close(conn)
+
+    # -- transactions --------------------------------------------------------------
+
+    def in_transaction(self) -> bool:
+        return self._local.conn is not None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """Yield a pg8000 cursor inside the thread's transaction.
+
+        The outermost block checks a connection out, ``BEGIN``s, and commits on
+        success or rolls back on any exception; nested blocks (also from
+        another backend sharing this pool) join it. Driver errors leave as
+        :class:`BackendError` (with ``original``); other exceptions pass
+        through unchanged, after the rollback.
+        """
+        if self._pid != os.getpid():
+            self._after_fork()
+        local = self._local
+        errors = _driver_errors()
+        if local.conn is not None:
+            local.depth += 1
+            try:
+                yield local.conn.raw.cursor()
+            except errors as exc:
+                # The server transaction is aborted: the outermost block must
+                # not commit even if a caller swallows this error.
+                local.failed = True
+                raise BackendError(exc) from exc
+            finally:
+                local.depth -= 1
+            return
+
+        conn = self.checkout()
+        broken = False
+        local.conn, local.depth, local.failed = conn, 1, False
+        try:
+            try:
+                cursor = conn.raw.cursor()
+                cursor.execute("BEGIN")
+                yield cursor
+                if local.failed:
+                    # NOTE: an inner block failed and its caller swallowed the
+                    # error: the server transaction may be aborted, so never
+                    # pretend it committed.
+                    raise BackendError(message="transaction aborted by an earlier error")
+                cursor.execute("COMMIT")
+            except BaseException as exc:
+                broken = isinstance(exc, errors) and not is_database_error(exc)
+                if not broken:
+                    try:
+                        conn.raw.cursor().execute("ROLLBACK")
+                    except errors:
+                        broken = True
+                if isinstance(exc, errors):
+                    raise BackendError(exc) from exc
+                raise
+        finally:
+            local.conn, local.depth, local.failed = None, 0, False
+            self.checkin(conn, broken=broken)
+
+
+_pools: dict[str, Pool] = {}
+_pools_lock = threading.Lock()
+
+
+def get_pool(url: str, **options: Any) -> Pool:
+    """The process-wide pool of ``url`` (the first caller's options size it)."""
+    key = url.replace("postgres://", "postgresql://", 1)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = _pools[key] = Pool(key, **options)
+        return pool
+
+
+def close_pools() -> None:
+    """Close every idle pooled connection (tests, shutdown)."""
+    with _pools_lock:
+        pools = list(_pools.values())
+    for pool in pools:
+        pool.dispose()

@@ -1,0 +1,132 @@
+"""Versioned schema of the PostgreSQL backends, one migration list per kind.
+
+Each kind (storage, permission, cache) records its version in
+``metadata(name, value)`` under ``<kind>_schema_version``. Migration ``n``
+(1-based) upgrades version ``n-1`` to ``n``; a new database runs them all. A
+migration only ever appends to these lists: never edit a released entry.
+
+Concurrent ``cliquet-wsgi migrate`` runs are serialised by a transaction-scoped
+advisory lock, so the second one finds the schema already current.
+
+Timestamps are BIGINT epoch milliseconds (PROTOCOL §15 #34). Records and
+tombstones share one table (``deleted`` flag): a ``_since`` poll, which wants
+both in ``last_modified`` order, is then a single index range scan.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+#: Key of the advisory lock held while migrating (arbitrary, fixed).
+MIGRATION_LOCK_KEY = 0x636C697175657400  # "cliquet\0"
+
+METADATA = """
+CREATE TABLE IF NOT EXISTS metadata (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+)
+"""
+
+MIGRATIONS: dict[str, list[list[str]]] = {
+    "storage": [
+        [
+            # NOTE: COLLATE "C" makes id order byte order, like the Python backends.
+            """
+            CREATE TABLE IF NOT EXISTS records (
+                collection_id TEXT COLLATE "C" NOT NULL,
+                parent_id TEXT COLLATE "C" NOT NULL,
+                id TEXT COLLATE "C" NOT NULL,
+                last_modified BIGINT NOT NULL,
+                deleted BOOLEAN NOT NULL DEFAULT FALSE,
+                data JSONB NOT NULL DEFAULT '{}'::jsonb,
+                PRIMARY KEY (collection_id, parent_id, id)
+            )
+            """,
+            # PERF: `_since` polls (records and tombstones) and newest-first
+            # pages are range scans on this index.
+            """
+            CREATE INDEX IF NOT EXISTS idx_records_last_modified
+                ON records (collection_id, parent_id, last_modified DESC, id)
+            """,
+            # PERF: the same for plain listings, which skip tombstones.
+            """
+            CREATE INDEX IF NOT EXISTS idx_records_live_last_modified
+                ON records (collection_id, parent_id, last_modified DESC, id)
+                WHERE NOT deleted
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS timestamps (
+                collection_id TEXT COLLATE "C" NOT NULL,
+                parent_id TEXT COLLATE "C" NOT NULL,
+                last_modified BIGINT NOT NULL,
+                PRIMARY KEY (collection_id, parent_id)
+            )
+            """,
+        ],
+    ],
+    "permission": [
+        [
+            """
+            CREATE TABLE IF NOT EXISTS user_principals (
+                user_id TEXT COLLATE "C" NOT NULL,
+                principal TEXT COLLATE "C" NOT NULL,
+                PRIMARY KEY (user_id, principal)
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS idx_user_principals_principal ON user_principals (principal)",
+            """
+            CREATE TABLE IF NOT EXISTS access_control_entries (
+                object_id TEXT COLLATE "C" NOT NULL,
+                permission TEXT COLLATE "C" NOT NULL,
+                principal TEXT COLLATE "C" NOT NULL,
+                PRIMARY KEY (object_id, permission, principal)
+            )
+            """,
+            """
+            CREATE INDEX IF NOT EXISTS idx_access_control_entries_permission_principal
+                ON access_control_entries (permission, principal)
+            """,
+        ],
+    ],
+    "cache": [
+        [
+            """
+            CREATE TABLE IF NOT EXISTS cache (
+                key TEXT COLLATE "C" PRIMARY KEY,
+                value BYTEA NOT NULL,
+                expires_at BIGINT
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS idx_cache_expires_at ON cache (expires_at)",
+        ],
+    ],
+}
+
+
+def current_version(kind: str) -> int:
+    return len(MIGRATIONS[kind])
+
+
+def migrate(cursor: Any, kind: str) -> list[str]:
+    """Bring ``kind``'s tables to the latest version inside the caller's transaction."""
+    cursor.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+    cursor.execute(METADATA)
+    name = f"{kind}_schema_version"
+    cursor.execute("SELECT value FROM metadata WHERE name = %s", (name,))
+    row = cursor.fetchone()
+    installed = int(row[0]) if row else 0
+    target = current_version(kind)
+    if installed > target:
+        return [f"{kind}: schema version {installed} is newer than this code ({target}); nothing done"]
+    if installed == target:
+        return [f"{kind}: schema already at version {target}"]
+    for statements in MIGRATIONS[kind][installed:]:
+        for statement in statements:
+            cursor.execute(statement)
+    cursor.execute(
+        "INSERT INTO metadata (name, value) VALUES (%s, %s) "
+        "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+        (name, str(target)),
+    )
+    if installed == 0:
+        return [f"{kind}: created schema version {target}"]
+    return [f"{kind}: upgraded schema from version {installed} to {target}"]
