@@ -1,0 +1,346 @@
+"""One structured summary line per request, and a request id on every log record.
+
+Use it everywhere: it is cheap (no formatting happens unless a handler is
+enabled for logger ``cliquet_wsgi.request.summary`` at INFO) and gives the
+``request.summary`` events of PROTOCOL §12. It never configures logging:
+point your logging config at :class:`JsonFormatter` (mozlog envelope, for
+production) or :class:`ClassicFormatter` (one readable line, for development),
+and add :class:`RequestIdFilter` to handlers whose format uses
+``%(request_id)s``. In an ini file (``logging.config.fileConfig``)::
+
+    [formatter_json]
+    class = cliquet_wsgi.middlewares.request_log.JsonFormatter
+
+(``fileConfig`` disables loggers that exist before it runs: configure logging
+before building the stack, as ``gunicorn --paste`` and ``pserve`` do, or pass
+``disable_existing_loggers=False``.)
+
+Decisions (documented because logs outlive code):
+
+* ``path`` is the path as received (``SCRIPT_NAME`` + ``PATH_INFO`` before
+  inner layers rewrite them), like Kinto; ``route`` adds the matched route
+  pattern (``cliquet.route_pattern``), absent when nothing matched, for
+  grouping without parsing ids out of paths.
+* ``querystring`` keeps every key, but only the values of the protocol's own
+  parameters (``_since``, ``_before``, ``_to``, ``_limit``, ``_sort``,
+  ``_fields``); other values are filter data or, for careless clients,
+  tokens: they are logged as ``"[redacted]"``.
+* Headers are never logged except ``User-Agent`` and ``Accept-Language``;
+  so no ``Authorization`` value can leak from this layer.
+* ``X-Request-Id`` from the client is kept when it matches
+  ``^[A-Za-z0-9._-]{1,128}$`` (so that it cannot forge log lines or
+  headers), otherwise a uuid4 hex is generated; it is echoed in the response.
+* The summary is emitted when the inner app has returned (or, for a lazily
+  started response, when the server closes its body); ``t`` is the time
+  until then, in ms.
+"""
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import socket
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qsl
+
+from cliquet_wsgi import environ as keys
+from cliquet_wsgi.instrumentation import observe
+from cliquet_wsgi.paste import make_filter_factory
+from cliquet_wsgi.registry import Registry, default_registry
+
+#: Logger of the ``request.summary`` and ``subrequest.summary`` events.
+SUMMARY_LOGGER = "cliquet_wsgi.request.summary"
+
+#: Client-supplied request ids are accepted only when they match this.
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._\-]{1,128}")
+
+#: Querystring parameters whose values are logged (the protocol's own).
+LOGGED_QUERY_VALUES = frozenset({"_since", "_before", "_to", "_limit", "_sort", "_fields"})
+REDACTED = "[redacted]"
+
+#: (request id, Logger name) of the request being handled in this thread/task.
+_current: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "cliquet_request_log", default=None
+)
+
+_perf_counter = time.perf_counter
+_INFO = logging.INFO
+
+
+def current_request_id() -> str | None:
+    """Id of the request being handled by this thread or task, if any."""
+    current = _current.get()
+    return current[0] if current is not None else None
+
+
+class RequestLogMiddleware:
+    """Log a ``request.summary`` per request; give every request an id.
+
+    Settings:
+        ``project_name``: the ``Logger`` of JSON events (default ``cliquet``).
+
+    Environ: reads ``HTTP_X_REQUEST_ID``, and after the inner app returned
+    ``cliquet.route_pattern``, ``cliquet.errno``, ``cliquet.user_id``,
+    ``cliquet.authn_type``, ``cliquet.log_context`` (extra fields);
+    sets ``cliquet.request_id`` and ``cliquet.log_context`` (an empty dict that
+    inner layers fill). In a batch sub-request (``cliquet.batch`` present) it
+    logs ``subrequest.summary`` under the parent's id instead. Adds the
+    ``X-Request-Id`` response header. Sits outermost (below the profiler) so
+    that ``t`` covers the whole stack and every record carries the id.
+
+    Example::
+
+        app = RequestLogMiddleware(app, project_name="myapp")
+        logging.getLogger("cliquet_wsgi.request.summary").setLevel(logging.INFO)
+    """
+
+    def __init__(
+        self,
+        app: Callable[..., Iterable[bytes]],
+        *,
+        registry: Registry | None = None,
+        project_name: str = "",
+    ) -> None:
+        self.app = app
+        self.registry = registry if registry is not None else default_registry()
+        self.logger_name = project_name or "cliquet"
+        # NOTE: looked up here, not at import: fileConfig() imports this module
+        # for JsonFormatter and then disables every logger that already exists.
+        self.logger = logging.getLogger(SUMMARY_LOGGER)
+
+    def __call__(self, environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if keys.REGISTRY not in environ:
+            environ[keys.REGISTRY] = self.registry
+        if keys.BATCH in environ:
+            return self._subrequest(environ, start_response)
+        supplied = environ.get("HTTP_X_REQUEST_ID")
+        if supplied and REQUEST_ID_PATTERN.fullmatch(supplied):
+            request_id = supplied
+        else:
+            request_id = uuid.uuid4().hex
+        environ[keys.REQUEST_ID] = request_id
+        if keys.LOG_CONTEXT not in environ:
+            environ[keys.LOG_CONTEXT] = {}
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        start = _perf_counter()
+        logger = self.logger
+
+        def done(status: str | None, exc: BaseException | None) -> None:
+            if logger.isEnabledFor(_INFO):
+                _log_summary(logger, environ, request_id, path, status, start, self.logger_name)
+
+        token = _current.set((request_id, self.logger_name))
+        try:
+            return observe(self.app, environ, start_response, done, (("X-Request-Id", request_id),))
+        finally:
+            _current.reset(token)
+
+    def _subrequest(self, environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request_id = environ.get(keys.REQUEST_ID) or current_request_id() or uuid.uuid4().hex
+        environ[keys.REQUEST_ID] = request_id
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        start = _perf_counter()
+        logger = self.logger
+
+        def done(status: str | None, exc: BaseException | None) -> None:
+            if not logger.isEnabledFor(_INFO):
+                return
+            fields = {
+                "path": path,
+                "method": environ.get("REQUEST_METHOD"),
+                "code": _code(status),
+                "errno": _errno(environ),
+                "t": int((_perf_counter() - start) * 1000),
+                "rid": request_id,
+            }
+            logger.info(
+                "%s %s %s", fields["method"], path, fields["code"],
+                extra={"mozlog_type": "subrequest.summary", "fields": fields, "request_id": request_id},
+            )
+
+        return observe(self.app, environ, start_response, done)
+
+
+def _code(status: str | None) -> int:
+    # No status: the exception propagates and the server answers 500.
+    return int(status[:3]) if status else 500
+
+
+def _errno(environ: dict) -> int | None:
+    errno = environ.get(keys.ERRNO)
+    return int(errno) if errno is not None else None
+
+
+def _querystring(query: str) -> dict[str, str]:
+    return {
+        name: (value[:256] if name in LOGGED_QUERY_VALUES else REDACTED)
+        for name, value in parse_qsl(query, keep_blank_values=True)
+    }
+
+
+def _log_summary(logger: logging.Logger, environ: dict, request_id: str, path: str, status: str | None, start: float,
+                 logger_name: str) -> None:
+    user_id = environ.get(keys.USER_ID)
+    query = environ.get("QUERY_STRING")
+    fields: dict[str, Any] = {
+        "agent": environ.get("HTTP_USER_AGENT"),
+        "path": path,
+        "method": environ.get("REQUEST_METHOD"),
+        "querystring": _querystring(query) if query else {},
+        "lang": environ.get("HTTP_ACCEPT_LANGUAGE"),
+        "uid": user_id.partition(":")[2] or user_id if user_id else None,
+        "authn_type": environ.get(keys.AUTHN_TYPE),
+        "errno": _errno(environ),
+        "code": _code(status),
+        "t": int((_perf_counter() - start) * 1000),
+        "rid": request_id,
+    }
+    route = environ.get(keys.ROUTE_PATTERN)
+    if route is not None:
+        fields["route"] = route
+    extras = environ.get(keys.LOG_CONTEXT)
+    if extras:
+        # Inner layers add fields (batch_size, nb_records…) but cannot overwrite these.
+        for name, value in extras.items():
+            fields.setdefault(name, value)
+    logger.info(
+        "%s %s %s %sms", fields["method"], path, fields["code"], fields["t"],
+        extra={"mozlog_type": "request.summary", "fields": fields, "request_id": request_id,
+               "mozlog_logger": logger_name},
+    )
+
+
+# -- logging plumbing -----------------------------------------------------------------------
+
+
+class RequestIdFilter(logging.Filter):
+    """Set ``record.request_id`` (``"-"`` outside a request) so formats can use ``%(request_id)s``.
+
+    Attach it to handlers: a filter on a logger does not see records that
+    propagate from its children.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = current_request_id() or "-"
+        return True
+
+
+#: Severity of the mozlog envelope (PROTOCOL §12: crit/err/warn/info/debug).
+_SEVERITY = {logging.CRITICAL: 0, logging.ERROR: 2, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
+_HOSTNAME = socket.gethostname()
+
+
+def _severity(levelno: int) -> int:
+    for level in (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO):
+        if levelno >= level:
+            return _SEVERITY[level]
+    return 7
+
+
+def _heka_value(value: Any) -> Any:
+    """Fields hold scalars or lists of strings; anything else is JSON-encoded (PROTOCOL §12)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def _iso_time(created: float) -> str:
+    return datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _record_fields(record: logging.LogRecord) -> tuple[str, str, dict[str, Any]]:
+    """(Type, Logger, fields) of any record, request summaries or plain messages."""
+    current = _current.get()
+    fields = getattr(record, "fields", None)
+    if isinstance(fields, dict) and getattr(record, "mozlog_type", None):
+        fields = dict(fields)
+        kind = record.mozlog_type
+    else:
+        fields = {"msg": record.getMessage()}
+        kind = record.name
+    request_id = getattr(record, "request_id", None)
+    if request_id in (None, "-") and current is not None:
+        request_id = current[0]
+    if request_id not in (None, "-"):
+        fields.setdefault("rid", request_id)
+    fields.setdefault("time", _iso_time(record.created))
+    name = getattr(record, "mozlog_logger", None) or (current[1] if current is not None else record.name)
+    return kind, name, fields
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record in the mozlog envelope (PROTOCOL §12).
+
+    ``{"Timestamp": ns, "Logger", "Type", "Hostname", "Severity", "Pid",
+    "EnvVersion": "2.0", "Fields": {...}}``. Request summaries put their
+    fields in ``Fields``; other records give ``msg`` (and ``error`` and
+    ``traceback`` when they carry an exception). ``Type`` of plain records is
+    the logger name; ``Logger`` is ``project_name`` during a request.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        kind, name, fields = _record_fields(record)
+        if record.exc_info:
+            fields["error"] = repr(record.exc_info[1])
+            fields["traceback"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            fields["traceback"] = record.exc_text
+        envelope = {
+            "Timestamp": int(record.created * 1_000_000_000),
+            "Logger": name,
+            "Type": kind,
+            "Hostname": _HOSTNAME,
+            "Severity": _severity(record.levelno),
+            "Pid": record.process,
+            "EnvVersion": "2.0",
+            "Fields": {key: _heka_value(value) for key, value in fields.items()},
+        }
+        return json.dumps(envelope, default=str, separators=(",", ":"))
+
+
+class ClassicFormatter(logging.Formatter):
+    """A readable line for development: ``time LEVEL logger [request id] message key=value…``.
+
+    A custom ``fmt`` may use ``%(request_id)s``; summary fields are appended.
+    """
+
+    default_format = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None, style: str = "%",
+                 *args: Any, **kwargs: Any) -> None:
+        super().__init__(fmt or self.default_format, datefmt, style, *args, **kwargs)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = current_request_id() or "-"
+        line = super().format(record)
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            shown = " ".join(
+                f"{key}={json.dumps(value, default=str, ensure_ascii=False)}"
+                for key, value in fields.items()
+                if value is not None and key not in ("rid", "method", "path", "code", "t")
+            )
+            if shown:
+                head, sep, tail = line.partition("\n")
+                line = f"{head} {shown}{sep}{tail}"
+        return line
+
+
+def make_formatter(logging_renderer: str) -> logging.Formatter:
+    """The formatter for the ``logging_renderer`` setting (``classic`` or ``json``).
+
+    For whoever configures logging (the CLI, a ``serve`` script); the
+    middleware itself never does.
+    """
+    return JsonFormatter() if logging_renderer == "json" else ClassicFormatter()
+
+
+filter_factory = make_filter_factory(RequestLogMiddleware)

@@ -1,0 +1,347 @@
+"""RequestLogMiddleware, its formatters and the request id filter."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+import textwrap
+from wsgiref.validate import validator
+
+import pytest
+import webtest
+
+from cliquet_wsgi import environ as keys
+from cliquet_wsgi.middlewares.request_log import (
+    SUMMARY_LOGGER,
+    ClassicFormatter,
+    JsonFormatter,
+    RequestIdFilter,
+    RequestLogMiddleware,
+    filter_factory,
+    make_formatter,
+)
+from cliquet_wsgi.registry import Registry
+
+HEX32 = re.compile(r"[0-9a-f]{32}")
+app_logger = logging.getLogger("tests.request_log.app")
+
+
+def make_app(extra: dict | None = None, status: str = "200 OK", log: bool = False):
+    def app(environ, start_response):
+        environ.update(extra or {})
+        environ[keys.LOG_CONTEXT]["nb_records"] = 3
+        if log:
+            app_logger.warning("inside the view")
+        start_response(status, [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    return app
+
+
+def build(app, **settings):
+    return webtest.TestApp(RequestLogMiddleware(validator(app), registry=Registry(), **settings))
+
+
+@pytest.fixture
+def summaries(caplog):
+    caplog.set_level(logging.INFO, logger=SUMMARY_LOGGER)
+
+    def get() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == SUMMARY_LOGGER]
+
+    return get
+
+
+class ListHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def app_handler():
+    handler = ListHandler()
+    handler.addFilter(RequestIdFilter())
+    app_logger.addHandler(handler)
+    app_logger.setLevel(logging.DEBUG)
+    yield handler
+    app_logger.removeHandler(handler)
+    app_logger.setLevel(logging.NOTSET)
+
+
+def test_summary_fields(summaries):
+    extra = {
+        keys.ROUTE_PATTERN: "/articles/{id}",
+        keys.USER_ID: "basicauth:9f2d",
+        keys.AUTHN_TYPE: "basicauth",
+        keys.ERRNO: 110,
+    }
+    app = build(make_app(extra, "404 Not Found"))
+    response = app.get(
+        "/v1/articles/abc?_since=12&_limit=10&owner=bob&access_token=tok",
+        headers={"User-Agent": "curl/8", "Accept-Language": "fr", "X-Request-Id": "req-1.a_B"},
+        status=404,
+    )
+    assert response.headers["X-Request-Id"] == "req-1.a_B"
+    [record] = summaries()
+    assert record.levelno == logging.INFO
+    assert record.mozlog_type == "request.summary"
+    assert record.getMessage() == f"GET /v1/articles/abc 404 {record.fields['t']}ms"
+    fields = dict(record.fields)
+    assert isinstance(fields.pop("t"), int)
+    assert fields == {
+        "agent": "curl/8",
+        "path": "/v1/articles/abc",
+        "method": "GET",
+        "querystring": {"_since": "12", "_limit": "10", "owner": "[redacted]", "access_token": "[redacted]"},
+        "lang": "fr",
+        "uid": "9f2d",
+        "authn_type": "basicauth",
+        "errno": 110,
+        "code": 404,
+        "rid": "req-1.a_B",
+        "route": "/articles/{id}",
+        "nb_records": 3,
+    }
+
+
+def test_anonymous_unmatched_request(summaries):
+    build(make_app()).get("/nowhere")
+    [record] = summaries()
+    fields = dict(record.fields)
+    fields.pop("t")
+    rid = fields.pop("rid")
+    assert HEX32.fullmatch(rid)
+    assert fields == {
+        "agent": None, "path": "/nowhere", "method": "GET", "querystring": {}, "lang": None, "uid": None,
+        "authn_type": None, "errno": None, "code": 200, "nb_records": 3,
+    }
+
+
+def test_log_context_cannot_overwrite_core_fields(summaries):
+    def app(environ, start_response):
+        environ[keys.LOG_CONTEXT].update(code=999, batch_size=4)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b""]
+
+    build(app).post("/v1/batch")
+    [record] = summaries()
+    assert record.fields["code"] == 200
+    assert record.fields["batch_size"] == 4
+
+
+@pytest.mark.parametrize(
+    "supplied",
+    [
+        pytest.param("x" * 129, id="too-long"),
+        pytest.param("a b", id="space"),
+        pytest.param("abc\tdef", id="control"),
+        pytest.param("<script>", id="markup"),
+        pytest.param("", id="empty"),
+        pytest.param("r\u00e9q", id="non-ascii"),
+    ],
+)
+def test_invalid_request_id_is_replaced(summaries, supplied):
+    environ = {"HTTP_X_REQUEST_ID": supplied} if supplied.isascii() else {}
+    app = build(make_app())
+    response = app.get("/v1/", extra_environ=environ) if environ else app.get(
+        "/v1/", extra_environ={"HTTP_X_REQUEST_ID": supplied.encode("utf-8").decode("latin-1")})
+    rid = response.headers["X-Request-Id"]
+    assert HEX32.fullmatch(rid)
+    [record] = summaries()
+    assert record.fields["rid"] == rid
+
+
+def test_request_id_on_every_record_of_the_request(summaries, app_handler):
+    seen = {}
+
+    def app(environ, start_response):
+        seen["rid"] = environ[keys.REQUEST_ID]
+        environ[keys.LOG_CONTEXT]["x"] = 1
+        app_logger.warning("inside the view")
+        app_logger.debug("debug too")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b""]
+
+    app_handler.setFormatter(JsonFormatter())
+    response = build(app).get("/v1/")
+    assert response.headers["X-Request-Id"] == seen["rid"]
+    assert [r.request_id for r in app_handler.records] == [seen["rid"], seen["rid"]]
+    assert [json.loads(line)["Fields"]["rid"] for line in app_handler.lines] == [seen["rid"], seen["rid"]]
+    assert summaries()[0].fields["rid"] == seen["rid"]
+    # Outside a request the id is gone.
+    app_logger.warning("after")
+    assert app_handler.records[-1].request_id == "-"
+    assert "rid" not in json.loads(app_handler.lines[-1])["Fields"]
+
+
+def test_subrequest_summary_keeps_parent_id(summaries):
+    app = RequestLogMiddleware(validator(make_app({keys.ERRNO: 107}, "400 Bad Request")), registry=Registry())
+    statuses = []
+    environ = {
+        "REQUEST_METHOD": "PUT", "PATH_INFO": "/articles/1", "SCRIPT_NAME": "/v1", "QUERY_STRING": "",
+        "SERVER_NAME": "localhost", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": __import__("io").BytesIO(b""),
+        "wsgi.errors": sys.stderr, "wsgi.multithread": False, "wsgi.multiprocess": False,
+        "wsgi.run_once": False, keys.BATCH: {}, keys.REQUEST_ID: "parent-1", keys.LOG_CONTEXT: {},
+    }
+    body = app(environ, lambda status, headers, exc_info=None: statuses.append((status, headers)))
+    assert list(body) == [b"ok"]
+    body.close()
+    assert statuses == [("400 Bad Request", [("Content-Type", "text/plain")])]
+    [record] = summaries()
+    assert record.mozlog_type == "subrequest.summary"
+    fields = dict(record.fields)
+    fields.pop("t")
+    assert fields == {"path": "/v1/articles/1", "method": "PUT", "code": 400, "errno": 107, "rid": "parent-1"}
+
+
+def test_exception_logs_500_and_propagates(summaries):
+    def failing(environ, start_response):
+        raise ZeroDivisionError("boom")
+
+    app = RequestLogMiddleware(failing, registry=Registry())
+    with pytest.raises(ZeroDivisionError):
+        app({"REQUEST_METHOD": "GET", "PATH_INFO": "/v1/"}, lambda *a: None)
+    [record] = summaries()
+    assert record.fields["code"] == 500
+
+
+def test_nothing_built_when_summary_logger_is_off(caplog):
+    caplog.set_level(logging.WARNING, logger=SUMMARY_LOGGER)
+    response = build(make_app()).get("/v1/")
+    assert HEX32.fullmatch(response.headers["X-Request-Id"])
+    assert [r for r in caplog.records if r.name == SUMMARY_LOGGER] == []
+
+
+def summary_record(**fields) -> logging.LogRecord:
+    record = logging.LogRecord(SUMMARY_LOGGER, logging.INFO, __file__, 1, "%s", ("GET",), None)
+    record.created = 1427458675.123456
+    record.msecs = 123.456
+    record.process = 4242
+    record.mozlog_type = "request.summary"
+    record.mozlog_logger = "myapp"
+    record.request_id = "rid-1"
+    record.fields = fields
+    return record
+
+
+def test_json_envelope():
+    record = summary_record(code=200, querystring={"_limit": "1"}, ids=[1, 2], names=["a", "b"], uid=None,
+                            rid="rid-1")
+    envelope = json.loads(JsonFormatter().format(record))
+    hostname = envelope.pop("Hostname")
+    assert isinstance(hostname, str) and hostname
+    assert envelope == {
+        "Timestamp": 1427458675123456000,
+        "Logger": "myapp",
+        "Type": "request.summary",
+        "Severity": 6,
+        "Pid": 4242,
+        "EnvVersion": "2.0",
+        "Fields": {
+            "code": 200,
+            "querystring": '{"_limit":"1"}',
+            "ids": "[1,2]",
+            "names": ["a", "b"],
+            "uid": None,
+            "rid": "rid-1",
+            "time": "2015-03-27T12:17:55.123Z",
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "level, severity",
+    [
+        pytest.param(logging.CRITICAL, 0, id="critical"),
+        pytest.param(logging.ERROR, 2, id="error"),
+        pytest.param(logging.WARNING, 4, id="warning"),
+        pytest.param(logging.INFO, 6, id="info"),
+        pytest.param(logging.DEBUG, 7, id="debug"),
+        pytest.param(5, 7, id="below-debug"),
+    ],
+)
+def test_json_plain_record_and_severity(level, severity):
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("myapp.views", level, __file__, 1, "hello %s", ("world",), exc_info)
+    envelope = json.loads(JsonFormatter().format(record))
+    assert envelope["Severity"] == severity
+    assert envelope["Type"] == "myapp.views"
+    assert envelope["Logger"] == "myapp.views"
+    fields = envelope["Fields"]
+    assert fields["msg"] == "hello world"
+    assert fields["error"] == "ValueError('bad')"
+    assert fields["traceback"].startswith("Traceback (most recent call last):")
+    assert set(fields) == {"msg", "error", "traceback", "time"}
+
+
+def test_classic_formatter_line():
+    formatter = ClassicFormatter()
+    formatter.converter = __import__("time").gmtime
+    record = summary_record(agent="curl/8", path="/v1/", method="GET", code=200, t=3, uid=None, rid="rid-1",
+                            querystring={"_limit": "1"})
+    record.msg, record.args = "%s %s %s %sms", ("GET", "/v1/", 200, 3)
+    assert formatter.format(record) == (
+        '2015-03-27 12:17:55,123 INFO cliquet_wsgi.request.summary [rid-1] GET /v1/ 200 3ms '
+        'agent="curl/8" querystring={"_limit": "1"}'
+    )
+
+
+@pytest.mark.parametrize(
+    "renderer, cls",
+    [pytest.param("json", JsonFormatter, id="json"), pytest.param("classic", ClassicFormatter, id="classic")],
+)
+def test_make_formatter(renderer, cls):
+    assert type(make_formatter(renderer)) is cls
+
+
+def test_usable_from_an_ini_logging_config(tmp_path):
+    # fileConfig replaces the root handlers of the whole process: run it in a child.
+    ini = tmp_path / "logging.ini"
+    ini.write_text(textwrap.dedent("""
+        [loggers]
+        keys = root
+        [handlers]
+        keys = console
+        [formatters]
+        keys = json
+        [logger_root]
+        level = INFO
+        handlers = console
+        [handler_console]
+        class = StreamHandler
+        args = (sys.stdout,)
+        formatter = json
+        [formatter_json]
+        class = cliquet_wsgi.middlewares.request_log.JsonFormatter
+    """))
+    script = textwrap.dedent(f"""
+        import logging.config
+        logging.config.fileConfig({str(ini)!r})
+        from cliquet_wsgi.middlewares.request_log import filter_factory
+        app = filter_factory({{}}, project_name="myapp", registry_name="ini-test")(
+            lambda environ, start_response: start_response("204 No Content", []) or [])
+        app({{"REQUEST_METHOD": "DELETE", "PATH_INFO": "/v1/x", "HTTP_X_REQUEST_ID": "abc"}}, lambda *a: None)
+    """)
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    [line] = output.stdout.splitlines()
+    envelope = json.loads(line)
+    assert (envelope["Logger"], envelope["Type"], envelope["Severity"]) == ("myapp", "request.summary", 6)
+    assert (envelope["Fields"]["code"], envelope["Fields"]["rid"], envelope["Fields"]["path"]) == (204, "abc", "/v1/x")
+
+
+def test_filter_factory_passes_project_name(summaries):
+    app = webtest.TestApp(filter_factory({}, project_name="shop", registry_name="rl-test")(validator(make_app())))
+    app.get("/v1/")
+    assert summaries()[0].mozlog_logger == "shop"
