@@ -30,7 +30,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from cliquet_wsgi.storage import COMPARISON, Filter, Sort
 
-__all__ = ["MISSING", "resolve", "rank", "json_equal", "like", "match", "sort_key", "apply", "DEFAULT_SORT"]
+__all__ = ["MISSING", "resolve", "rank", "json_equal", "like", "match", "sort_key", "apply", "DEFAULT_SORT",
+           "object_id_glob"]
 
 #: Returned by :func:`resolve` for a field the record lacks.
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
@@ -195,3 +196,9 @@ def apply(
     kept = [r for r in records if match(r, filters) and match_rules(r, pagination_rules)]
     kept.sort(key=sort_key(sorting or DEFAULT_SORT))
     return kept if limit is None else kept[:limit]
+
+
+@functools.lru_cache(maxsize=256)
+def object_id_glob(pattern: str) -> re.Pattern[str]:
+    """Regex for a permission object-id glob: ``*`` matches any characters but ``/``; the rest is literal."""
+    return re.compile("[^/]*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
