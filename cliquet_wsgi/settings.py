@@ -172,6 +172,7 @@ DEFAULTS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "storage_pool_timeout": (30.0, as_float),
     "storage_pool_recycle": (-1, as_int),
     "storage_statement_timeout_seconds": (30.0, as_float),
+    "storage_connect_timeout_seconds": (10.0, as_float),
     "cache_backend": ("", as_str),
     "cache_url": ("", as_str),
     "cache_prefix": ("", as_str),
@@ -189,6 +190,9 @@ DEFAULTS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "permission_pool_size": (25, as_positive),
     "permission_maxoverflow": (5, as_natural),
     "permission_pool_timeout": (30.0, as_float),
+    "permission_pool_recycle": (-1, as_int),
+    "permission_statement_timeout_seconds": (30.0, as_float),
+    "permission_connect_timeout_seconds": (10.0, as_float),
     # resources
     "resources": ([], as_list),
     "id_generator": ("uuid4", as_str),

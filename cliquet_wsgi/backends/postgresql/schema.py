@@ -53,6 +53,30 @@ MIGRATIONS: dict[str, list[list[str]]] = {
                 ON records (collection_id, parent_id, last_modified DESC, id)
                 WHERE NOT deleted
             """,
+            # Sort key of arrays and objects: the JSON text Python's
+            # json.dumps(sort_keys=True, separators=(",", ":")) gives, as the
+            # reference order (cliquet_wsgi.filtering) uses.
+            """
+            CREATE OR REPLACE FUNCTION cliquet_canonical_json(value jsonb) RETURNS text
+            LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+            DECLARE
+                result text;
+            BEGIN
+                CASE jsonb_typeof(value)
+                WHEN 'object' THEN
+                    SELECT '{' || coalesce(string_agg(to_json(key)::text || ':' || cliquet_canonical_json(item),
+                                                      ',' ORDER BY key COLLATE "C"), '') || '}'
+                      INTO result FROM jsonb_each(value) AS e(key, item);
+                WHEN 'array' THEN
+                    SELECT '[' || coalesce(string_agg(cliquet_canonical_json(item), ',' ORDER BY n), '') || ']'
+                      INTO result FROM jsonb_array_elements(value) WITH ORDINALITY AS e(item, n);
+                ELSE
+                    result := value::text;
+                END CASE;
+                RETURN result;
+            END
+            $$
+            """,
             """
             CREATE TABLE IF NOT EXISTS timestamps (
                 collection_id TEXT COLLATE "C" NOT NULL,

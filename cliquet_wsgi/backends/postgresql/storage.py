@@ -89,6 +89,9 @@ def _to_record(row: Sequence[Any]) -> dict[str, Any]:
     return record
 
 
+#: Path steps that PostgreSQL may read as an array index.
+_INDEX_LIKE = re.compile(r"^\s*[-+]?[0-9]+\s*$")
+
 _MARKER = re.compile("\x01([0-9]+)\x01")
 
 
@@ -131,8 +134,19 @@ class _SQL:
             return "(CASE WHEN r.deleted THEN 'true'::jsonb ELSE r.data -> 'deleted' END)"
         if "\x00" in name:
             return None
+        parts = name.split(".")
         # NOTE(S7): the path is a bound text[] parameter, never SQL text.
-        return "(r.data #> " + self.param(_text_array(name.split(".")), "::text[]") + ")"
+        expr = "(r.data #> " + self.param(_text_array(parts), "::text[]") + ")"
+        # `#>` would index into an array with a numeric step ("tags.0"); the
+        # reference walks through objects only, so each such step needs an object.
+        guards = [
+            "jsonb_typeof(r.data #> " + self.param(_text_array(parts[:i]), "::text[]") + ") = 'object'"
+            for i in range(1, len(parts))
+            if _INDEX_LIKE.match(parts[i])
+        ]
+        if guards:
+            return f"(CASE WHEN {' AND '.join(guards)} THEN {expr} END)"
+        return expr
 
     def condition(self, flt: Filter) -> str:
         name, value, op = flt.field, flt.value, COMPARISON(flt.operator)
@@ -260,6 +274,10 @@ class _SQL:
             terms.append(f"CASE WHEN jsonb_typeof({expr}) = 'number' THEN ({expr})::numeric END {direction}")
             terms.append(
                 f"CASE WHEN jsonb_typeof({expr}) = 'string' THEN ({expr} #>> '{{}}') END COLLATE \"C\" {direction}"
+            )
+            terms.append(
+                f"CASE WHEN jsonb_typeof({expr}) IN ('array', 'object') THEN cliquet_canonical_json({expr}) END "
+                f"COLLATE \"C\" {direction}"
             )
             terms.append(f"{expr} {direction}")
         if not sorting:
@@ -540,7 +558,9 @@ class PostgreSQLStorage(PostgreSQLBackend, Storage):
         include_deleted: bool = False,
         count: bool = False,
     ) -> tuple[list[dict[str, Any]], int | None]:
-        limit = self.max_fetch_size if not limit or limit <= 0 else min(limit, self.max_fetch_size)
+        limit = self.max_fetch_size if limit is None else max(0, min(limit, self.max_fetch_size))
+        if limit == 0 and not count:
+            return [], None
         query = _SQL()
         partition = (
             f"r.collection_id = {query.param(collection_id)} AND r.parent_id = {query.param(parent_id)}"
