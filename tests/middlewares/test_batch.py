@@ -548,3 +548,167 @@ def test_filter_factory():
     assert app.post_json("/v1/batch", {"requests": [OK] * 4}, status=400).json["message"] == (
         "Number of requests is limited to 3"
     )
+
+
+# -- end to end: the default stack with the resources middleware ------------------------------------
+
+ARTICLE_ID = "a1b2c3d4-0000-4000-8000-000000000001"
+
+
+class NoteResource:
+    """Factory of the per-user ``note`` resource whose hook fails on ``{"boom": true}``."""
+
+    @staticmethod
+    def build():
+        from cliquet_wsgi.middlewares.resources import Resource
+
+        class Note(Resource):
+            name = "note"
+
+            def process_record(self, new, old):
+                if new.get("boom"):
+                    raise RuntimeError("hook failure")
+                return new
+
+        return Note()
+
+
+def not_found_app(environ, start_response):
+    return reply(start_response, 404, {"app": "not found"})
+
+
+def full_stack(storage_url="memory://"):
+    from cliquet_wsgi.middlewares.resources import Resource
+    from cliquet_wsgi.stack import wrap
+
+    settings = {
+        "userid_hmac_secret": SECRET,
+        "storage_url": storage_url,
+        "permission_url": "memory://",
+        "article_create_principals": "system.Authenticated",
+    }
+    registry = Registry(load_settings(settings, environ={}))
+    if storage_url.startswith("postgres"):
+        registry.storage.initialize_schema()
+    resources = [Resource("article", model="shareable"), NoteResource.build()]
+    stack = wrap(not_found_app, resources, registry=registry, exclude=["request_log"], **settings)
+    return webtest.TestApp(stack), registry
+
+
+def user(name):
+    """Credentials unique to this test run (fresh per-user partitions on a shared database)."""
+    return basic(f"{name}:{RUN}")
+
+
+RUN = uuid.uuid4().hex
+
+
+# (method, path, body, user) — the S4 matrix on a shareable resource, in order.
+MATRIX = [
+    ("PUT", f"/articles/{ARTICLE_ID}", {"data": {"title": "t"}, "permissions": {"read": ["BOB"]}}, "alice"),
+    ("GET", f"/articles/{ARTICLE_ID}", None, None),
+    ("GET", f"/articles/{ARTICLE_ID}", None, "alice"),
+    ("GET", f"/articles/{ARTICLE_ID}", None, "bob"),
+    ("GET", f"/articles/{ARTICLE_ID}", None, "carol"),
+    ("PATCH", f"/articles/{ARTICLE_ID}", {"data": {"title": "u"}}, "bob"),
+    ("PATCH", f"/articles/{ARTICLE_ID}", {"data": {"title": "u"}}, "alice"),
+    ("GET", "/articles", None, "bob"),
+    ("GET", "/articles", None, "carol"),
+    ("POST", "/articles", {"data": {"title": "anon"}}, None),
+    ("DELETE", f"/articles/{ARTICLE_ID}", None, "carol"),
+    ("DELETE", f"/articles/{ARTICLE_ID}", None, "alice"),
+    ("GET", f"/articles/{ARTICLE_ID}", None, "bob"),
+]
+
+
+def matrix_requests():
+    bob_id = "basicauth:" + basicauth_user_id(SECRET, "bob", RUN)
+    for method, path, body, who in MATRIX:
+        if body and "permissions" in body:
+            body = {**body, "permissions": {"read": [bob_id]}}
+        yield method, path, body, ({"Authorization": user(who)} if who else {})
+
+
+def comparable(status, body):
+    if isinstance(body, dict) and "data" in body:
+        data = body["data"]
+        strip = lambda r: {k: v for k, v in r.items() if k != "last_modified"}  # noqa: E731
+        body = {**body, "data": [strip(r) for r in data] if isinstance(data, list) else strip(data)}
+    return status, body
+
+
+def test_permissions_identical_directly_and_through_batch():
+    pytest.importorskip("cliquet_wsgi.middlewares.resources")
+    direct_app, _ = full_stack()
+    direct = []
+    for method, path, body, headers in matrix_requests():
+        response = direct_app.request(
+            "/v1" + path, method=method, headers=headers, expect_errors=True,
+            body=json.dumps(body).encode() if body else b"",
+            content_type="application/json" if body else None,
+        )
+        direct.append(comparable(response.status_int, response.json))
+    batch_app, _ = full_stack()
+    requests = []
+    for method, path, body, headers in matrix_requests():
+        request = {"method": method, "path": path, "headers": headers}
+        if body:
+            request["body"] = body
+        requests.append(request)
+    # The batch request itself is anonymous: every sub-request carries its own credentials.
+    responses = batch_app.post_json("/v1/batch", {"requests": requests}).json["responses"]
+    via_batch = [comparable(r["status"], r["body"]) for r in responses]
+    assert via_batch == direct
+    statuses = [status for status, _ in direct]
+    assert {200, 201, 401, 403} <= set(statuses), statuses
+
+
+@pytest.fixture(params=BACKENDS)
+def stack_storage_url(request):
+    url = request.param
+    if url.startswith("postgres") and not tcp_reachable("127.0.0.1", 5432):
+        require_service("PostgreSQL", "127.0.0.1:5432 does not answer")
+    return url
+
+
+def notes(app, who):
+    return sorted(r["n"] for r in app.get("/v1/notes", headers={"Authorization": user(who)}).json["data"])
+
+
+def test_end_to_end_rollback_on_raised_error(stack_storage_url, caplog):
+    pytest.importorskip("cliquet_wsgi.middlewares.resources")
+    app, _ = full_stack(stack_storage_url)
+    who = "dave-" + uuid.uuid4().hex[:8]
+    body = {"defaults": {"method": "POST", "path": "/notes"},
+            "requests": [{"body": {"data": {"n": 1}}}, {"body": {"data": {"n": 2}}},
+                         {"body": {"data": {"n": 3, "boom": True}}}]}
+    with caplog.at_level(logging.ERROR):
+        response = app.post_json("/v1/batch", body, headers={"Authorization": user(who)}, status=500)
+    assert response.json["errno"] == 999
+    assert notes(app, who) == []
+    body["requests"].pop()
+    responses = app.post_json("/v1/batch", body, headers={"Authorization": user(who)}).json["responses"]
+    assert [r["status"] for r in responses] == [201, 201]
+    assert notes(app, who) == [1, 2]
+
+
+def test_end_to_end_atomic_rolls_back_on_412(stack_storage_url):
+    pytest.importorskip("cliquet_wsgi.middlewares.resources")
+    app, _ = full_stack(stack_storage_url)
+    who = "erin-" + uuid.uuid4().hex[:8]
+    headers = {"Authorization": user(who)}
+    existing = app.post_json("/v1/notes", {"data": {"n": 0}}, headers=headers).json["data"]
+    body = {"atomic": True, "requests": [
+        {"method": "POST", "path": "/notes", "body": {"data": {"n": 1}}},
+        {"method": "PATCH", "path": f"/notes/{existing['id']}", "body": {"data": {"n": 9}},
+         "headers": {"If-Match": '"1"'}},
+    ]}
+    response = app.post_json("/v1/batch", body, headers=headers, status=412)
+    assert response.json["errno"] == 114
+    assert [r["status"] for r in response.json["details"]["responses"]] == [201, 412]
+    assert notes(app, who) == [0]
+    # Without "atomic" the same batch keeps the create and embeds the 412.
+    body["atomic"] = False
+    responses = app.post_json("/v1/batch", body, headers=headers).json["responses"]
+    assert [r["status"] for r in responses] == [201, 412]
+    assert notes(app, who) == [0, 1]
