@@ -74,6 +74,23 @@ def load_resources(entries: Iterable[Any], settings: Mapping[str, Any]) -> list[
     return list(found.values())
 
 
+def read_body(environ: Mapping[str, Any]) -> bytes:
+    """The request body (its size is bounded by the errors middleware above)."""
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise invalid_parameter("header", "Content-Length", "Invalid Content-Length") from None
+    if length > 0:
+        return stream.read(length)
+    if environ.get("wsgi.input_terminated"):
+        # Chunked upload: the server ends the stream itself.
+        return stream.read()
+    return b""
+
+
 class ResourcesMiddleware:
     """REST endpoints for the given resources (PROTOCOL §10).
 
@@ -197,6 +214,8 @@ class ResourcesMiddleware:
         headers = [*reply.headers, ("Vary", vary)]
         if reply.body is None:
             payload = b""
+            if reply.status != 304:
+                headers.append(("Content-Type", "application/json; charset=UTF-8"))
             headers.append(("Content-Length", "0"))
         else:
             content_type, payload = codecs.encode_body(kind, reply.body)
@@ -222,7 +241,7 @@ class ResourcesMiddleware:
             is_patch = method == "PATCH"
             body_kind = codecs.body_kind(content_type, patch=is_patch)  # 415 before authorization (§0)
             try:
-                payload = codecs.decode_body(content_type, request.body, patch=is_patch)
+                payload = codecs.decode_body(content_type, read_body(environ), patch=is_patch)
             except CliquetError as exc:
                 if exc.status == 415:
                     raise

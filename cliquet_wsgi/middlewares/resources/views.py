@@ -431,7 +431,7 @@ def put_record(ctx: Context) -> Reply:
     record_id = check_record_id(ctx)
     data = data or {}
     if "id" in data and data["id"] != record_id:
-        raise invalid_parameter("body", "data.id", "Record id does not match existing record")
+        raise invalid_parameter("body", "id", "Record id does not match existing record")
     record = clean_record(ctx.resource, data, apply_defaults=True)
     forced = forced_timestamp(data, ctx.resource)
     pre = ctx.preconditions

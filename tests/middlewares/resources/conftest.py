@@ -132,13 +132,16 @@ def make_app(make_registry):
     """``make_app(resources, **settings) -> webtest.TestApp`` around the middleware."""
     from cliquet_wsgi.middlewares.resources import ResourcesMiddleware
 
-    def make(resources, **settings: Any) -> webtest.TestApp:
+    def make(resources, *, around=None, **settings: Any) -> webtest.TestApp:
         registry = make_registry(**settings)
         middleware = ResourcesMiddleware(
             validator(fallback_app), registry=registry, resources=resources,
             **{k: v for k, v in registry.settings.items() if k in _KWARGS}, settings=registry.settings,
         )
-        app = webtest.TestApp(validator(HeaderUser(validator(middleware))), extra_environ={"HTTP_HOST": "api.test"})
+        inner = validator(middleware)
+        if around is not None:
+            inner = around(inner)
+        app = webtest.TestApp(validator(HeaderUser(inner)), extra_environ={"HTTP_HOST": "api.test"})
         app.registry = registry
         app.middleware = middleware
         return app
