@@ -213,6 +213,7 @@ DEFAULTS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "profiler_dir": ("/tmp", as_str),
     "profiler_path_filter": ("", as_str),
     "prometheus_enabled": (False, as_bool),
+    "prometheus_multiproc_dir": ("", as_str),
     "sentry_dsn": (None, optional(as_str)),
     "sentry_env": (None, optional(as_str)),
 }
