@@ -51,20 +51,23 @@ ASCII without spaces and at most 179 bytes (checked at startup).
 
 **Items.** The memcached *flags* field says what an item holds:
 
-* flags ``1``: a msgpack envelope ``{"v": value, "e": expiry}`` where ``e`` is
-  the absolute expiry (Unix time, float) or ``None``, so that ``ttl()`` works
-  and sub-second TTLs are honoured (memcached itself only knows whole seconds;
-  its own expiry is rounded up and the envelope decides);
-* any other flags: a counter written by ``incr``, stored as memcached's raw
-  decimal so that ``incr`` is memcached's atomic ``incr``; the flags hold its
-  absolute expiry in whole Unix seconds (rounded up), ``0`` for none. ``get``
-  returns such an item as an ``int``; ``get``/``ttl`` honour the flags, but
-  ``incr`` sees only memcached's own expiry, which ticks once a second: a
-  counter's TTL is whole seconds, give or take memcached's one-second clock.
+* flags ``1``, an *envelope*: msgpack ``{"v": value, "e": expiry}`` where
+  ``e`` is the absolute expiry (Unix time, float) or ``None``. It makes
+  ``ttl()`` possible and sub-second TTLs exact: memcached only knows whole
+  seconds, so its own expiry is set one second later and the envelope decides.
+* flags ``2``, a *raw counter*: memcached's own decimal, so that ``incr`` is
+  memcached's atomic ``incr``/``decr``. memcached counters are unsigned 64-bit;
+  we store ``value + 2**63`` so that counters are signed 64-bit (wrapping on
+  overflow) and ``get`` returns ``int(data) - 2**63``. A raw counter never
+  expires.
 
-``incr`` on a key holding an envelope with an integer converts it to a counter
-(compare-and-swap, so concurrent writers are not lost). memcached counters are
-unsigned: a negative ``delta`` uses ``decr``, which stops at 0.
+``incr`` first tries memcached's ``incr`` (``decr`` for a negative delta). On
+a missing key it ``add``s a raw counter, or an envelope when a ``ttl`` is
+given. On a key holding an envelope (an expiring counter, ``set()`` of an
+int, or a logically expired entry) it updates the envelope by
+compare-and-swap, keeping its expiry. So counters without expiry cost one
+round-trip, expiring counters two or three, and both are atomic.
+``expire()`` on a raw counter turns it into an envelope.
 
 **Not atomic:** ``delete`` is a ``get`` then a ``delete``: two concurrent
 deletes of one key may both return its value. ``add`` of an expired-but-not-
@@ -96,12 +99,15 @@ _HASHED_SUFFIX_BYTES = len(HASH_MARK) + 64
 MAX_PREFIX_BYTES = MAX_KEY_BYTES - _HASHED_SUFFIX_BYTES
 _PLAIN_KEY = re.compile(r"[\x21-\x7e]+")
 
-#: Flags of an envelope item; any other value marks a counter.
+#: Flags of the two item formats (see the module docstring).
 ENVELOPE_FLAGS = 1
+COUNTER_FLAGS = 2
+#: Raw counters hold ``value + COUNTER_BIAS``: memcached's unsigned 64-bit as signed.
+COUNTER_BIAS = 2**63
 #: memcached reads an expiry above 30 days as an absolute Unix time.
 _RELATIVE_EXPIRY_LIMIT = 30 * 24 * 3600
 #: Compare-and-swap rounds before giving up under contention.
-_CAS_ATTEMPTS = 8
+_CAS_ATTEMPTS = 64
 _DEFAULT_PORT = 11211
 
 
@@ -244,16 +250,15 @@ def parse_servers(url: str) -> list[tuple[str, int]]:
     return servers
 
 
-def _memcached_expire(ttl: float | None, *, counter: bool = False) -> int:
-    """memcached's ``exptime`` for a TTL: whole seconds, absolute beyond 30 days, 0 = never.
+def _memcached_expire(ttl: float | None) -> int:
+    """memcached's ``exptime`` for an envelope's TTL: whole seconds, absolute beyond 30 days, 0 = never.
 
     memcached's clock ticks once a second, so an item may vanish up to a second
-    before its exptime. Envelopes get one more second so that their own expiry
-    always decides; counters have no envelope and use the rounded-up TTL.
+    before its exptime: one more second lets the envelope's own expiry decide.
     """
     if ttl is None:
         return 0
-    seconds = max(1, math.ceil(ttl)) + (0 if counter else 1)
+    seconds = max(1, math.ceil(ttl)) + 1
     if seconds > _RELATIVE_EXPIRY_LIMIT:
         return math.ceil(time.time()) + seconds
     return seconds
@@ -362,13 +367,16 @@ class MemcachedCache(Cache):
 
         return ENVELOPE_FLAGS, msgpack.packb({"v": value, "e": expiry}, use_bin_type=True)
 
-    @staticmethod
-    def _counter(number: int, expiry: float | None) -> tuple[int, bytes]:
-        return (0 if expiry is None else math.ceil(expiry)), str(number).encode("ascii")
+    def _counter_or_envelope(self, number: int, expiry: float | None) -> tuple[tuple[int, bytes], int]:
+        """``(item, exptime)`` for a counter value: raw when it never expires and fits 64 bits."""
+        if expiry is None and -COUNTER_BIAS <= number < COUNTER_BIAS:
+            return (COUNTER_FLAGS, str(number + COUNTER_BIAS).encode("ascii")), 0
+        remaining = None if expiry is None else max(expiry - time.time(), 0.001)
+        return self._envelope(number, expiry), _memcached_expire(remaining)
 
     @staticmethod
-    def _decode(item: Any) -> tuple[Any, float | None, bool] | None:
-        """``(flags, data)`` -> ``(value, expiry, is_counter)``, or ``None`` if missing or expired."""
+    def _decode(item: Any) -> tuple[Any, float | None] | None:
+        """``(flags, data)`` -> ``(value, expiry)``, or ``None`` if missing, expired or not ours."""
         import msgpack
 
         if item is None:
@@ -381,19 +389,16 @@ class MemcachedCache(Cache):
             except Exception:
                 logger.warning("memcached: undecodable cache item ignored (treated as a miss)")
                 return None
-            is_counter = False
+        elif flags == COUNTER_FLAGS and data.isdigit():
+            value, expiry = int(data) - COUNTER_BIAS, None
         else:
-            try:
-                value = int(data)
-            except ValueError:
-                logger.warning("memcached: foreign cache item with flags %r ignored (treated as a miss)", flags)
-                return None
-            expiry, is_counter = (float(flags) if flags else None), True
+            logger.warning("memcached: foreign cache item with flags %r ignored (treated as a miss)", flags)
+            return None
         if expiry is not None and expiry <= time.time():
             return None
-        return value, expiry, is_counter
+        return value, expiry
 
-    def _read(self, name: str) -> tuple[Any, float | None, bool] | None:
+    def _read(self, name: str) -> tuple[Any, float | None] | None:
         return self._decode(self._command("get", name, default=None))
 
     # -- the contract ---------------------------------------------------------------
@@ -489,34 +494,37 @@ class MemcachedCache(Cache):
             except NodeUnavailableError:
                 raise
             except BackendError as exc:
+                # memcached refuses to incr a non-decimal item: the key holds an envelope.
                 if not isinstance(exc.original, MemcacheClientError):
                     raise
-                # The key holds an envelope (set() of an int, or an expired entry).
                 result = self._incr_envelope(key, name, delta, ttl)
-            if result is not None:
-                return int(result)
-            start = max(delta, 0)
-            item = self._counter(start, None if ttl is None else time.time() + ttl)
-            if self._command("add", name, item, expire=_memcached_expire(ttl, counter=True), noreply=False):
-                return start
+                if result is not None:
+                    return result
+            else:
+                if result is not None:
+                    return int(result) - COUNTER_BIAS
+            # Missing: create it; if another writer was faster, go round again.
+            item, exptime = self._counter_or_envelope(delta, None if ttl is None else time.time() + ttl)
+            if self._command("add", name, item, expire=exptime, noreply=False):
+                return delta
         raise BackendError(None, f"memcached: incr of {name!r} lost {_CAS_ATTEMPTS} races")
 
     def _incr_envelope(self, key: str, name: str, delta: int, ttl: float | None) -> int | None:
-        """Turn an envelope item into a counter; ``None`` if the key vanished meanwhile."""
+        """Add ``delta`` to a counter held in an envelope (compare-and-swap); ``None`` if the key vanished."""
         for _ in range(_CAS_ATTEMPTS):
             current, cas = self._command("gets", name)
             if current is None:
                 return None
             found = self._decode(current)
-            if found is None:
-                number, expiry = max(delta, 0), (None if ttl is None else time.time() + ttl)
+            if found is None:  # logically expired: the counter restarts
+                number, expiry = delta, (None if ttl is None else time.time() + ttl)
             else:
-                value, expiry, _ = found
+                value, expiry = found
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise TypeError(f"cache key {key!r} does not hold an integer")
-                number = max(value + delta, 0)
-            expire = 0 if expiry is None else _memcached_expire(max(expiry - time.time(), 0.001), counter=True)
-            stored = self._command("cas", name, self._counter(number, expiry), cas, expire=expire, noreply=False)
+                number = value + delta
+            item, exptime = self._counter_or_envelope(number, expiry)
+            stored = self._command("cas", name, item, cas, expire=exptime, noreply=False)
             if stored:
                 return number
             if stored is None:
@@ -540,10 +548,9 @@ class MemcachedCache(Cache):
             found = self._decode(current)
             if found is None:
                 return
-            value, _, is_counter = found
-            item = self._counter(value, expiry) if is_counter else self._envelope(value, expiry)
-            expire = _memcached_expire(ttl, counter=is_counter)
-            stored = self._command("cas", name, item, cas, expire=expire, noreply=False)
+            stored = self._command(
+                "cas", name, self._envelope(found[0], expiry), cas, expire=_memcached_expire(ttl), noreply=False
+            )
             if stored or stored is None:
                 return
         raise BackendError(None, f"memcached: expire of {name!r} lost {_CAS_ATTEMPTS} races")

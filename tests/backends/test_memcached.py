@@ -21,8 +21,9 @@ import pytest
 from pymemcache.client.base import Client
 
 from cliquet_wsgi.backends.memcached import (
-    ENVELOPE_FLAGS,
     CACHE,
+    COUNTER_FLAGS,
+    ENVELOPE_FLAGS,
     MemcachedCache,
     NodeUnavailableError,
     parse_servers,
@@ -290,14 +291,14 @@ def test_items_are_msgpack_envelopes_and_raw_counters(spawn, caches):
     envelope = msgpack.unpackb(data, raw=False)  # msgpack, never pickle
     assert envelope["v"] == "123"
     assert before + 60 <= envelope["e"] <= time.time() + 60
-    # Counters are memcached's own decimal, so that incr is memcached's incr;
-    # their flags hold the whole-second expiry (0 = none).
-    assert raw_item(node, "app:hits") == (0, b"5")
+    # A counter without expiry is memcached's own decimal (biased by 2**63 to
+    # be signed), so that incr is memcached's incr; an expiring one is an envelope.
+    assert raw_item(node, "app:hits") == (COUNTER_FLAGS, str(2**63 + 5).encode())
     flags, data = raw_item(node, "app:rate")
-    assert data == b"1" and before + 30 <= flags <= time.time() + 31
+    assert flags == ENVELOPE_FLAGS and msgpack.unpackb(data)["v"] == 1
 
     raw = node.raw()
-    assert raw.incr("app:hits", 1) == 6
+    assert raw.incr("app:hits", 1) == 2**63 + 6
     raw.close()
     assert cache.get("hits") == 6
     assert cache.get("doc") == "123"
@@ -330,21 +331,27 @@ def test_add_incr_delete(spawn, caches):
     assert cache.incr("n") == 1
     assert cache.incr("n", 10) == 11
     assert cache.incr("n", -3) == 8
-    assert cache.incr("n", -100) == 0  # memcached counters are unsigned (documented)
+    assert cache.incr("n", -100) == -92  # signed, although memcached's counters are not
+    assert cache.incr("n", 2**62) == 2**62 - 92
     assert cache.incr("rate", ttl=20) == 1
-    assert 19 < cache.ttl("rate") <= 21
-    assert cache.incr("rate") == 2
-    assert 19 < cache.ttl("rate") <= 21  # an existing counter keeps its expiry
+    assert 19 < cache.ttl("rate") <= 20
+    assert cache.incr("rate", ttl=500) == 2
+    assert 19 < cache.ttl("rate") <= 20  # an existing counter keeps its expiry
     cache.set("int", 41, ttl=50)
-    assert cache.incr("int") == 42  # an envelope holding an int becomes a counter
-    assert 48 < cache.ttl("int") <= 51
+    assert cache.incr("int") == 42  # an envelope holding an int is a counter
+    assert 49 < cache.ttl("int") <= 50
+    cache.set("plain", 7)
+    assert cache.incr("plain", -8) == -1
+    cache.expire("n", 30)  # a raw counter becomes an expiring envelope
+    assert 29 < cache.ttl("n") <= 30 and cache.incr("n") == 2**62 - 91
     cache.set("text", "abc")
     with pytest.raises(TypeError):
         cache.incr("text")
+    assert cache.get("text") == "abc"
     assert cache.delete("lock") == "me"
     assert cache.delete("lock") is None
     assert cache.get("lock") is None
-    assert cache.delete("n") == 0
+    assert cache.delete("plain") == -1
 
 
 def test_hashed_keys_round_trip_and_do_not_collide(spawn, caches):
