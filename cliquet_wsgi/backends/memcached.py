@@ -9,12 +9,16 @@ Configuration (``cache_url = memcached://host:port[,host2:port2...]``)::
 
     cache_url = memcached://10.0.0.1:11211,10.0.0.2:11211
     cache_prefix = myapp:
-    cache_pool_size = 25                   # connections per node and process
+    cache_pool_size = 25                   # connections per node and process, >= server threads
     cache_connect_timeout_seconds = 1.0    # TCP connect
     cache_timeout_seconds = 1.0            # each send/receive
     cache_retry_attempts = 2
     cache_retry_timeout_seconds = 1.0
     cache_dead_timeout_seconds = 30.0
+
+pymemcache's pool does not wait for a free connection: a call above
+``cache_pool_size`` concurrent calls is treated like an unreachable node, and
+``cache_pool_timeout``/``cache_maxoverflow`` are not used.
 
 **Nodes and failures.** Keys are spread over the nodes by rendezvous hashing
 (pymemcache ``HashClient`` with pooled clients). A node that fails (refused or
@@ -57,9 +61,9 @@ ASCII without spaces and at most 179 bytes (checked at startup).
   seconds, so its own expiry is set one second later and the envelope decides.
 * flags ``2``, a *raw counter*: memcached's own decimal, so that ``incr`` is
   memcached's atomic ``incr``/``decr``. memcached counters are unsigned 64-bit;
-  we store ``value + 2**63`` so that counters are signed 64-bit (wrapping on
-  overflow) and ``get`` returns ``int(data) - 2**63``. A raw counter never
-  expires.
+  we store ``value + 2**63`` so that counters are signed 64-bit (``incr``
+  wraps past ``2**63 - 1``, ``decr`` stops at ``-2**63``) and ``get`` returns
+  ``int(data) - 2**63``. A raw counter never expires.
 
 ``incr`` first tries memcached's ``incr`` (``decr`` for a negative delta). On
 a missing key it ``add``s a raw counter, or an envelope when a ``ttl`` is
