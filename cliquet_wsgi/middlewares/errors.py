@@ -319,12 +319,13 @@ class ErrorsMiddleware:
             # PERF: a list cannot fail while iterated; hand it over untouched.
             return b"", None
         iterator = iter(app_iter)
-        for chunk in iterator:
-            if chunk or capture.sent:
-                return chunk, iterator
+        first = b""
+        for first in iterator:
+            if first or capture.sent:
+                break
         if capture.status is None:
-            raise AssertionError("The application returned without calling start_response")
-        return b"", iterator
+            raise RuntimeError("The application sent a body without calling start_response")
+        return first, iterator
 
     def _rewrite(self, status: str, headers: list[tuple[str, str]]) -> CliquetError | None:
         code = int(status[:3])

@@ -533,3 +533,35 @@ def test_filter_factory_converts_strings():
     assert isinstance(middleware, ErrorsMiddleware)
     assert (middleware.max_body_bytes, middleware.error_info_link) == (4, LINK)
     assert webtest.TestApp(middleware).post("/", b"12345", expect_errors=True).status_int == 413
+
+
+@pytest.mark.parametrize(
+    "inner, errno",
+    [
+        pytest.param(static_app("404 Not Found", [("Content-Type", "text/html")]), 111, id="rewrite"),
+        pytest.param(raise_at_call, 999, id="exception"),
+        pytest.param(ok_app, None, id="success"),
+    ],
+)
+def test_errno_set_for_rewrites_and_exceptions(inner, errno):
+    seen = {}
+
+    def outer(environ, start_response):
+        result = middleware(environ, start_response)
+        seen["errno"] = environ.get(keys.ERRNO)
+        return result
+
+    middleware = ErrorsMiddleware(inner, registry=Registry(load_settings(environ={})))
+    webtest.TestApp(validator(outer)).get("/", expect_errors=True)
+    assert seen == {"errno": errno}
+
+
+def test_body_without_start_response_is_500(caplog):
+    caplog.set_level(logging.CRITICAL + 1)
+
+    def broken(environ, start_response):
+        return [b"no headers"]
+
+    middleware = ErrorsMiddleware(broken, registry=Registry(load_settings(environ={})))
+    response = webtest.TestApp(validator(middleware)).get("/", expect_errors=True)
+    assert (response.status_int, response.json["errno"]) == (500, 999)
