@@ -114,8 +114,10 @@ class Pool:
         recycle: float = -1,
         connect_timeout: float = 10.0,
         statement_timeout: float = 30.0,
+        application_name: str = APPLICATION_NAME,
     ) -> None:
         self.url = url
+        self.application_name = application_name
         self.params = parse_url(url)
         self.size = size
         self.max_overflow = max_overflow
@@ -152,7 +154,7 @@ class Pool:
                 password=p["password"],
                 database=p["database"],
                 sock=sock,
-                application_name=APPLICATION_NAME,
+                application_name=self.application_name,
                 startup_params=startup,
             )
         except BaseException:

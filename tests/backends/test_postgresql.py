@@ -1,0 +1,592 @@
+"""PostgreSQL-specific behaviour: pool faults, locking, migrations, SQL hygiene.
+
+The shared contract suites (``test_*_contract.py``) cover the semantics; this
+module covers what only a real server shows (RELIABILITY C1, C2, C6, F2, F10,
+S7). Every test builds its own small pool with a unique ``application_name``
+so that killing "our" connections never touches another test's.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from cliquet_wsgi import filtering
+from cliquet_wsgi.errors import BackendError, ConfigurationError
+from cliquet_wsgi.storage import COMPARISON, Filter, Sort
+from cliquet_wsgi.testing import POSTGRESQL_URL, require_service, tcp_reachable
+
+pg8000 = pytest.importorskip("pg8000.dbapi")
+
+from cliquet_wsgi.backends.postgresql import (  # noqa: E402
+    PERMISSION,
+    STORAGE,
+    PostgreSQLPermission,
+    PostgreSQLStorage,
+)
+from cliquet_wsgi.backends.postgresql.pool import Pool, parse_url  # noqa: E402
+
+PID = ""
+
+
+@pytest.fixture(scope="module")
+def url() -> str:
+    parts = urlsplit(POSTGRESQL_URL)
+    if not tcp_reachable(parts.hostname or "127.0.0.1", parts.port or 5432):
+        require_service("postgresql", f"nothing listens on {parts.hostname}:{parts.port}")
+    return POSTGRESQL_URL
+
+
+def _pool(url: str, **options: Any) -> Pool:
+    options.setdefault("application_name", f"cliquet-wsgi-test-{uuid.uuid4().hex[:8]}")
+    options.setdefault("timeout", 5.0)
+    return Pool(url, **options)
+
+
+def _admin(url: str, database: str | None = None) -> Any:
+    params = parse_url(url)
+    if database:
+        params["database"] = database
+    conn = pg8000.connect(**params)
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture
+def pool(url):
+    pool = _pool(url, size=4, max_overflow=0)
+    yield pool
+    pool.dispose()
+
+
+@pytest.fixture
+def storage(pool):
+    backend = PostgreSQLStorage(pool, {"storage_max_fetch_size": 10000})
+    backend.initialize_schema()
+    backend.flush()
+    yield backend
+    backend.flush()
+
+
+@pytest.fixture
+def permission(pool):
+    backend = PostgreSQLPermission(pool)
+    backend.initialize_schema()
+    backend.flush()
+    yield backend
+    backend.flush()
+
+
+# -- configuration ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        pytest.param(
+            "postgresql://bob:s%40cret@db.example:6543/app",
+            {"user": "bob", "password": "s@cret", "host": "db.example", "port": 6543, "database": "app"},
+            id="full",
+        ),
+        pytest.param(
+            "postgres://postgres@127.0.0.1/test",
+            {"user": "postgres", "password": None, "host": "127.0.0.1", "port": 5432, "database": "test"},
+            id="postgres-scheme-default-port",
+        ),
+    ],
+)
+def test_parse_url(url, expected):
+    assert parse_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("postgresql://127.0.0.1/test", id="no-user"),
+        pytest.param("postgresql://postgres@127.0.0.1/", id="no-database"),
+        pytest.param("mysql://postgres@127.0.0.1/test", id="other-scheme"),
+    ],
+)
+def test_bad_url_is_a_configuration_error(url):
+    with pytest.raises(ConfigurationError):
+        parse_url(url)
+
+
+def test_module_exports_and_from_settings_share_one_pool(url):
+    storage = STORAGE.from_settings({"storage_url": url})
+    permission = PERMISSION.from_settings({"permission_url": url.replace("postgresql://", "postgres://", 1)})
+    assert storage.pool is permission.pool
+
+
+# -- pool faults (RELIABILITY C6, F2) -------------------------------------------------
+
+
+def _backend_pids(pool: Pool) -> list[int]:
+    conns = [pool.checkout() for _ in range(pool.size)]
+    try:
+        pids = []
+        for conn in conns:
+            cursor = conn.raw.cursor()
+            cursor.execute("SELECT pg_backend_pid()")
+            pids.append(cursor.fetchone()[0])
+        return pids
+    finally:
+        for conn in conns:
+            pool.checkin(conn)
+
+
+def test_terminated_connections_are_replaced_transparently(url, pool, storage):
+    storage.create("killed", PID, {"before": True})
+    pids = _backend_pids(pool)
+    assert len(set(pids)) == pool.size
+    admin = _admin(url)
+    try:
+        cursor = admin.cursor()
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (pool.application_name,),
+        )
+        assert [row[0] for row in cursor.fetchall()] == [True] * pool.size
+        time.sleep(0.2)  # let the server close the sockets
+        # Every pooled connection is dead: each call must still succeed.
+        for i in range(pool.size + 1):
+            storage.create("killed", PID, {"after": i})
+        records, total = storage.get_all("killed", PID, count=True)
+        assert total == pool.size + 2
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (pool.application_name,)
+        )
+        assert not set(pids) & {row[0] for row in cursor.fetchall()}
+    finally:
+        admin.close()
+
+
+def test_pool_exhaustion_raises_backend_error_within_timeout(url):
+    pool = _pool(url, size=2, max_overflow=1, timeout=0.5)
+    storage = PostgreSQLStorage(pool)
+    held = [pool.checkout() for _ in range(3)]
+    try:
+        started = time.monotonic()
+        with pytest.raises(BackendError, match="pool exhausted"):
+            storage.collection_timestamp("exhausted", PID)
+        elapsed = time.monotonic() - started
+        assert 0.5 <= elapsed <= 0.55
+    finally:
+        for conn in held:
+            pool.checkin(conn)
+    assert isinstance(storage.collection_timestamp("exhausted", PID), int)
+    pool.dispose()
+
+
+def test_overflow_connections_are_closed_on_checkin(url):
+    pool = _pool(url, size=1, max_overflow=2)
+    conns = [pool.checkout() for _ in range(3)]
+    for conn in conns:
+        pool.checkin(conn)
+    assert len(pool._idle) == 1
+    assert pool.checked_out == 0
+    pool.dispose()
+
+
+def test_statement_timeout_is_a_backend_error_and_the_connection_is_reused(url):
+    pool = _pool(url, size=1, max_overflow=0, statement_timeout=0.2)
+    started = time.monotonic()
+    with pytest.raises(BackendError) as raised:
+        with pool.transaction() as cursor:
+            cursor.execute("SELECT pg_sleep(2)")
+    assert time.monotonic() - started < 1.5
+    assert "57014" in str(raised.value.original)  # query_canceled
+    with pool.transaction() as cursor:
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == [1]
+    pool.dispose()
+
+
+def test_read_only_database_fails_writes_with_backend_error_but_serves_reads(url):
+    pool = _pool(url, size=1, max_overflow=0)
+    storage = PostgreSQLStorage(pool)
+    storage.initialize_schema()
+    record = storage.create("readonly", PID, {"a": 1})
+    conn = pool.checkout()
+    conn.raw.cursor().execute("SET default_transaction_read_only = on")
+    pool.checkin(conn)
+    try:
+        with pytest.raises(BackendError) as raised:
+            storage.create("readonly", PID, {"a": 2})
+        assert "25006" in str(raised.value.original)  # read_only_sql_transaction
+        with pytest.raises(BackendError):
+            storage.delete("readonly", PID, record["id"])
+        assert storage.get("readonly", PID, record["id"]) == record
+        assert storage.collection_timestamp("readonly", PID) == record["last_modified"]
+    finally:
+        pool.dispose()
+        PostgreSQLStorage(_pool(url)).delete_all("readonly", PID, with_deleted=False)
+
+
+# -- transactions shared by storage and permission ---------------------------------------
+
+
+def test_rollback_leaves_neither_records_nor_aces(storage, permission):
+    assert storage.pool is permission.pool
+    with pytest.raises(RuntimeError):
+        with storage.transaction():
+            record = storage.create("tx", PID, {"a": 1})
+            permission.add_principal_to_ace(f"/tx/{record['id']}", "write", "alice")
+            with permission.transaction():  # nested: joins the outer one
+                permission.add_user_principal("alice", "group:tx")
+            raise RuntimeError("request failed")
+    assert storage.get_all("tx", PID, include_deleted=True, count=True) == ([], 0)
+    assert permission.object_permissions(f"/tx/{record['id']}") == {}
+    assert permission.user_principals("alice") == set()
+
+
+def test_commit_keeps_records_and_aces_together(storage, permission):
+    with storage.transaction():
+        record = storage.create("tx", PID, {"a": 1})
+        permission.add_principal_to_ace(f"/tx/{record['id']}", "write", "alice")
+    assert storage.get("tx", PID, record["id"]) == record
+    assert permission.object_permissions(f"/tx/{record['id']}") == {"write": {"alice"}}
+
+
+def test_sql_error_inside_a_swallowing_caller_never_commits(storage, pool):
+    with pytest.raises(BackendError, match="aborted"):
+        with storage.transaction():
+            storage.create("tx", PID, {"a": 1})
+            try:
+                with pool.transaction() as cursor:
+                    cursor.execute("SELECT 1/0")
+            except BackendError:
+                pass
+    assert storage.get_all("tx", PID, count=True) == ([], 0)
+
+
+# -- concurrency (RELIABILITY C1, C2) ------------------------------------------------------
+
+PROCESSES, PER_PROCESS = 8, 150
+
+
+def _writer(url: str, cid: str, count: int, queue: Any) -> None:
+    pool = Pool(url, size=1, max_overflow=0, timeout=30.0, application_name="cliquet-wsgi-test-writer")
+    storage = PostgreSQLStorage(pool)
+    done = []
+    try:
+        for i in range(count):
+            record = storage.create(cid, PID, {"n": i})
+            done.append((record["id"], record["last_modified"]))
+        queue.put(("ok", done))
+    except Exception as exc:  # reported to the parent, which fails the test
+        queue.put(("error", repr(exc)))
+    finally:
+        pool.dispose()
+
+
+def test_processes_creating_concurrently_with_a_since_poller(url, storage):
+    cid = "c2"
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [context.Process(target=_writer, args=(url, cid, PER_PROCESS, queue)) for _ in range(PROCESSES)]
+    for worker in workers:
+        worker.start()
+    seen: dict[str, int] = {}
+    since = 0
+    polls = 0
+
+    def poll() -> None:
+        nonlocal since, polls
+        records, _ = storage.get_all(
+            cid, PID, filters=[Filter("last_modified", since, COMPARISON.GT)],
+            sorting=[Sort("last_modified", 1)], include_deleted=True,
+        )
+        polls += 1
+        for record in records:
+            assert record["id"] not in seen
+            seen[record["id"]] = record["last_modified"]
+        if records:
+            assert records[-1]["last_modified"] > since
+            since = records[-1]["last_modified"]
+
+    results = []
+    deadline = time.monotonic() + 240
+    while len(results) < PROCESSES and time.monotonic() < deadline:
+        poll()
+        while not queue.empty():
+            results.append(queue.get())
+    for worker in workers:
+        worker.join(timeout=30)
+    poll()  # the last commits; it uses the same `since` cursor, so a miss stays missed
+    assert [status for status, _ in results] == ["ok"] * PROCESSES, results
+    committed = {object_id: stamp for _, done in results for object_id, stamp in done}
+    assert len(committed) == PROCESSES * PER_PROCESS
+    assert seen == committed  # 0 missed, nothing invented
+    assert len(set(committed.values())) == len(committed)  # distinct timestamps
+    for _, done in results:
+        stamps = [stamp for _, stamp in done]
+        assert stamps == sorted(stamps)
+    assert storage.collection_timestamp(cid, PID) == max(committed.values())
+    assert polls > 2
+
+
+def test_concurrent_conditional_updates_exactly_one_wins(url):
+    contenders = 20
+    pool = _pool(url, size=contenders, max_overflow=0, timeout=20.0)
+    storage = PostgreSQLStorage(pool)
+    storage.initialize_schema()
+    record = storage.create("c1", PID, {"id": "contended", "winner": None})
+    try:
+        for round_ in range(3):
+            barrier = threading.Barrier(contenders)
+            expected = storage.get("c1", PID, "contended")["last_modified"]
+            outcomes: list[tuple[str, int]] = []
+
+            def contend(n: int) -> None:
+                barrier.wait()
+                try:
+                    with storage.transaction():
+                        current = storage.get("c1", PID, "contended", for_update=True)
+                        if current["last_modified"] != expected:  # If-Match failed: 412
+                            outcomes.append(("412", n))
+                            return
+                        storage.update("c1", PID, "contended", {"winner": n})
+                        outcomes.append(("200", n))
+                except Exception as exc:  # noqa: BLE001 - counted as a failure below
+                    outcomes.append((repr(exc), n))
+
+            threads = [threading.Thread(target=contend, args=(n,)) for n in range(contenders)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+            statuses = sorted(status for status, _ in outcomes)
+            assert statuses == ["200"] + ["412"] * (contenders - 1), outcomes
+            winner = next(n for status, n in outcomes if status == "200")
+            stored = storage.get("c1", PID, "contended")
+            assert stored["winner"] == winner
+            assert stored["last_modified"] > expected
+    finally:
+        storage.delete_all("c1", PID, with_deleted=False)
+        pool.dispose()
+    assert record["id"] == "contended"
+
+
+def test_concurrent_create_of_one_id_is_a_unicity_error_not_a_crash(url):
+    from cliquet_wsgi.storage import UnicityError
+
+    contenders = 10
+    pool = _pool(url, size=contenders, max_overflow=0, timeout=20.0)
+    storage = PostgreSQLStorage(pool)
+    storage.initialize_schema()
+    barrier = threading.Barrier(contenders)
+    outcomes: list[str] = []
+
+    def create() -> None:
+        barrier.wait()
+        try:
+            storage.create("c3", PID, {"id": "same"})
+            outcomes.append("created")
+        except UnicityError as exc:
+            outcomes.append(f"unicity:{exc.field}")
+        except Exception as exc:  # noqa: BLE001
+            outcomes.append(repr(exc))
+
+    threads = [threading.Thread(target=create) for _ in range(contenders)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(outcomes) == ["created"] + ["unicity:id"] * (contenders - 1)
+    finally:
+        storage.delete_all("c3", PID, with_deleted=False)
+        pool.dispose()
+
+
+# -- migrations ---------------------------------------------------------------------------
+
+
+def test_initialize_schema_on_an_empty_database_concurrently_then_idempotently(url):
+    name = f"cliquet_migrate_test_{uuid.uuid4().hex[:12]}"
+    admin = _admin(url)
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    db_url = url.rsplit("/", 1)[0] + "/" + name
+    pools = [_pool(db_url, size=1, max_overflow=0) for _ in range(4)]
+    try:
+        lines: list[list[str]] = []
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(len(pools))
+
+        def migrate(pool: Pool) -> None:
+            barrier.wait()
+            try:
+                lines.append(PostgreSQLStorage(pool).initialize_schema())
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=migrate, args=(p,)) for p in pools]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert errors == []
+        assert sorted(lines) == [["storage: created schema version 1"]] + [
+            ["storage: schema already at version 1"]
+        ] * 3
+        pool = pools[0]
+        assert PostgreSQLPermission(pool).initialize_schema() == ["permission: created schema version 1"]
+        from cliquet_wsgi.backends.postgresql import PostgreSQLCache
+
+        assert PostgreSQLCache(pool).initialize_schema() == ["cache: created schema version 1"]
+        assert PostgreSQLPermission(pool).initialize_schema() == ["permission: schema already at version 1"]
+        with pool.transaction() as cursor:
+            cursor.execute("SELECT name, value FROM metadata ORDER BY name")
+            assert list(cursor.fetchall()) == [
+                ["cache_schema_version", "1"],
+                ["permission_schema_version", "1"],
+                ["storage_schema_version", "1"],
+            ]
+        storage = PostgreSQLStorage(pool)
+        assert storage.create("m", PID, {"id": "x"})["id"] == "x"
+    finally:
+        for pool in pools:
+            pool.dispose()
+        admin.cursor().execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def test_since_and_newest_first_pages_are_index_scans(storage, pool):
+    with pool.transaction() as cursor:
+        cursor.execute(
+            "INSERT INTO records (collection_id, parent_id, id, last_modified, data) "
+            "SELECT 'plan', '', 'r' || n, n, '{}'::jsonb FROM generate_series(1, 20000) AS n"
+        )
+        cursor.execute("ANALYZE records")
+    spied: list[str] = []
+    original = pg8000.Cursor.execute
+
+    def spy(self: Any, operation: str, args: Any = (), stream: Any = None) -> Any:
+        if operation.startswith("SELECT r.id"):
+            spied.append((operation, list(args)))
+        return original(self, operation, args, stream)
+
+    pg8000.Cursor.execute = spy
+    try:
+        storage.get_all("plan", PID, limit=10)
+        storage.get_all(
+            "plan", PID, filters=[Filter("last_modified", 19990, COMPARISON.GT)],
+            sorting=[Sort("last_modified", 1)], limit=10, include_deleted=True,
+        )
+    finally:
+        pg8000.Cursor.execute = original
+    assert len(spied) == 2
+    for sql, args in spied:
+        with pool.transaction() as cursor:
+            cursor.execute("EXPLAIN " + sql, args)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert "Index" in plan and "idx_records" in plan, plan
+        assert "Seq Scan" not in plan, plan
+
+
+# -- SQL hygiene and reference semantics (RELIABILITY S7, I10) ------------------------------
+
+MARK = "Zq9"
+_names = st.lists(st.text(min_size=0, max_size=12).map(lambda s: MARK + s), min_size=1, max_size=3).map(".".join)
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 5), st.sampled_from([0.5, -1.5, 2.0]),
+    st.text(alphabet="aAbB*%_\\.'\"", max_size=4),
+)
+_values = st.one_of(_scalars, st.lists(_scalars, max_size=3), st.dictionaries(st.sampled_from(["x", "y"]), _scalars, max_size=2))
+_ops = st.sampled_from(list(COMPARISON))
+
+
+def _filter_value(op: COMPARISON) -> st.SearchStrategy:
+    if op in (COMPARISON.IN, COMPARISON.EXCLUDE, COMPARISON.CONTAINS, COMPARISON.CONTAINS_ANY):
+        return st.lists(_scalars, max_size=3)
+    if op is COMPARISON.HAS:
+        return st.booleans()
+    return _scalars
+
+
+@st.composite
+def _filters(draw: Any, fields: list[str]) -> Filter:
+    op = draw(_ops)
+    return Filter(draw(st.sampled_from(fields)), draw(_filter_value(op)), op)
+
+
+_SPY_LOCK = threading.Lock()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_field_names_are_bound_never_in_sql_and_results_match_the_reference(storage, data):
+    fields = data.draw(st.lists(_names, min_size=1, max_size=3, unique=True), label="fields")
+    candidates = fields + ["last_modified", "id"]
+    records = data.draw(
+        # PostgreSQL cannot store U+0000 (a BackendError): only filters and sorts get such names.
+        st.lists(
+            st.dictionaries(st.sampled_from([f for f in fields if "\x00" not in f] + ["other"]), _values, max_size=3),
+            min_size=0, max_size=6,
+        ),
+        label="records",
+    )
+    filters = data.draw(st.lists(_filters(candidates), max_size=2), label="filters")
+    sorting = data.draw(
+        st.lists(st.builds(Sort, st.sampled_from(candidates), st.sampled_from([1, -1])), max_size=2),
+        label="sorting",
+    )
+    storage.flush()
+    stored = []
+    for fields_values in records:
+        record: dict[str, Any] = {}
+        for name, value in fields_values.items():
+            # Dotted names are nested objects, as a client would send them.
+            target = record
+            *parents, leaf = name.split(".")
+            for parent in parents:
+                target = target.setdefault(parent, {}) if isinstance(target.get(parent, {}), dict) else {}
+            target[leaf] = value
+        stored.append(storage.create("hyp", PID, record))
+    statements: list[str] = []
+    original = pg8000.Cursor.execute
+
+    def spy(self: Any, operation: str, args: Any = (), stream: Any = None) -> Any:
+        statements.append(operation)
+        return original(self, operation, args, stream)
+
+    with _SPY_LOCK:
+        pg8000.Cursor.execute = spy
+        try:
+            got, total = storage.get_all("hyp", PID, filters=filters, sorting=sorting, count=True)
+            storage.delete_all("hyp", PID, filters=filters)
+        finally:
+            pg8000.Cursor.execute = original
+    assert statements
+    for sql in statements:
+        assert MARK not in sql
+    expected = filtering.apply(stored, filters, sorting)
+    assert [r["id"] for r in got] == [r["id"] for r in expected]
+    assert got == expected
+    assert total == len(expected)
+    left, _ = storage.get_all("hyp", PID)
+    assert sorted(r["id"] for r in left) == sorted(
+        r["id"] for r in stored if r["id"] not in {e["id"] for e in expected}
+    )
+
+
+def test_like_escapes_percent_underscore_and_backslash(storage):
+    for value in ["100%", "1000", "a_b", "axb", "back\\slash", "backslash", "Star"]:
+        storage.create("like", PID, {"v": value})
+
+    def like(needle: str) -> list[str]:
+        records, _ = storage.get_all("like", PID, filters=[Filter("v", needle, COMPARISON.LIKE)], sorting=[Sort("v", 1)])
+        return [r["v"] for r in records]
+
+    assert like("0%") == ["100%"]
+    assert like("a_b") == ["a_b"]
+    assert like("k\\s") == ["back\\slash"]
+    assert like("s*r") == ["Star"]
+    assert like("STAR") == ["Star"]
