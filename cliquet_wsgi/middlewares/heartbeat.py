@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 ROUTES = {"/__heartbeat__": "heartbeat", "/__lbheartbeat__": "lbheartbeat", "/__version__": "version"}
 
 
+def _utility_methods(path: str) -> list[str] | None:
+    return ["GET", "HEAD"] if path in ROUTES else None
+
+
 def _checked(name: str, value: Any) -> Any:
     try:
         return converter_for(name)(value)
@@ -75,6 +79,8 @@ class HeartbeatMiddleware:
             raise ConfigurationError("Setting 'version_json_path' cannot be empty")
         self._version_lock = threading.Lock()
         self._version_payload: bytes | None = None
+        # CORS preflight (above) learns which methods these endpoints answer.
+        self.registry.register_endpoint_methods(_utility_methods)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         environ.setdefault(keys.REGISTRY, self.registry)

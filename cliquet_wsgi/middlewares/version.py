@@ -55,6 +55,10 @@ def _quote(text: str, safe: str) -> str:
     return quote(raw, safe=safe)
 
 
+def _hello_methods(path: str) -> list[str] | None:
+    return ["GET", "HEAD"] if path == "/" else None
+
+
 def _close(app_iter: Any) -> None:
     close = getattr(app_iter, "close", None)
     if close is not None:
@@ -162,6 +166,8 @@ class VersionMiddleware:
         message = settings["eos_message"]
         self.soft_alert = json_dumps({"code": "soft-eol", "message": message, "url": url})
         self.hard_alert = json_dumps({"code": "hard-eol", "message": message, "url": url})
+        # CORS preflight (above) learns that hello only answers GET and HEAD.
+        self.registry.register_endpoint_methods(_hello_methods)
 
     @staticmethod
     def _eos(value: date | None) -> tuple[datetime | None, str | None]:

@@ -150,3 +150,21 @@ def test_arbitrary_bytes_never_5xx_nor_header_injection(path, query):
             assert "\r" not in value and "\n" not in value
         if response.status_int >= 400:
             assert set(response.json) >= {"code", "errno", "error", "message"}
+
+
+@pytest.mark.parametrize(
+    "url, method, status",
+    [
+        pytest.param("/v1/", "GET", 200, id="hello-get"),
+        pytest.param("/v1/", "POST", 400, id="hello-post"),
+        pytest.param("/v1/__heartbeat__", "HEAD", 200, id="heartbeat-head"),
+        pytest.param("/__lbheartbeat__", "DELETE", 400, id="lbheartbeat-delete"),
+        pytest.param("/v1/articles", "DELETE", 200, id="unknown-endpoint-default-methods"),
+    ],
+)
+def test_preflight_knows_hello_and_heartbeat_methods(url, method, status):
+    headers = {"Origin": ORIGIN, "Access-Control-Request-Method": method}
+    response = stack().options(url, headers=headers, expect_errors=True)
+    assert response.status_int == status
+    if status == 200 and url != "/v1/articles":
+        assert response.headers["Access-Control-Allow-Methods"] == "GET,HEAD"
