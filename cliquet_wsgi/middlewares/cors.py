@@ -112,7 +112,9 @@ class CORSMiddleware:
 
         return self.app(environ, cors_start_response)
 
-    def _decorate(self, headers: list[tuple[str, str]], origin: str | None, extra: Iterable[str]) -> list[tuple[str, str]]:
+    def _decorate(
+        self, headers: list[tuple[str, str]], origin: str | None, extra: Iterable[str]
+    ) -> list[tuple[str, str]]:
         result = [(k, v) for k, v in headers if k.lower() not in _OWNED_HEADERS]
         if not self.allow_all:
             # The answer depends on Origin whenever it is not "*" (S5), even without one.

@@ -55,6 +55,10 @@ def _quote(text: str, safe: str) -> str:
     return quote(raw, safe=safe)
 
 
+def _unknown_version() -> CliquetError:
+    return not_found(ERRORS.VERSION_NOT_AVAILABLE, MESSAGES["unknown_version"])
+
+
 def _hello_methods(path: str) -> list[str] | None:
     return ["GET", "HEAD"] if path == "/" else None
 
@@ -203,12 +207,12 @@ class VersionMiddleware:
             return self._error(environ, start_response, not_found())
         if _VERSION_SEGMENT.match(path):
             # §1.2 rule 1, decision 21: exact segment, so /v10 is not /v1.
-            return self._error(environ, start_response, not_found(ERRORS.VERSION_NOT_AVAILABLE, MESSAGES["unknown_version"]))
+            return self._error(environ, start_response, _unknown_version())
         if path in UTILITY_PATHS:
             return self.app(environ, start_response)
         if self.redirect_prefix:
             return self._redirect(environ, start_response, prefix + (path or "/"))
-        return self._error(environ, start_response, not_found(ERRORS.VERSION_NOT_AVAILABLE, MESSAGES["unknown_version"]))
+        return self._error(environ, start_response, _unknown_version())
 
     def _with_alert(self, start_response: Callable[..., Any]) -> Callable[..., Any]:
         def alert_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
