@@ -156,6 +156,10 @@ def _hash_client_class() -> type:
             # node is dead: the caller gets None (-> _UNAVAILABLE), not an exception.
             if self._dead_clients:
                 self._retry_dead()
+            nodes = self.hasher.nodes
+            if len(nodes) == 1:
+                # PERF(memcached): pure-Python murmur3 costs ~8 µs a call; one node needs no hashing.
+                return self.clients[nodes[0]]
             node = self.hasher.get_node(key)
             return None if node is None else self.clients[node]
 
