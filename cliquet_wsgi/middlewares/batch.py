@@ -29,7 +29,6 @@ Decisions (PROTOCOL §15):
 """
 from __future__ import annotations
 
-import copy
 import io
 import json
 import logging
@@ -65,6 +64,7 @@ _REQUEST_KEYS = {"method", "path", "headers", "body"}
 _TOP_KEYS = {"requests", "defaults", "atomic"}
 _HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
 _REDIRECTS = {301, 302, 303, 307, 308}
+_QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 #: Environ keys of the parent that describe the parent only (set by inner layers or
 #: cached parsings of its body and query) and must not leak into sub-requests.
 _PARENT_ONLY = {
@@ -268,7 +268,7 @@ class BatchMiddleware:
                 fail(f"{name}.path", "path should be a string")
             elif not path.startswith("/") or path.startswith("//"):
                 fail(f"{name}.path", "path should be an absolute path starting with / (no scheme or host)")
-            elif any(c.isspace() or not c.isprintable() for c in path) or "#" in path:
+            elif not path.isprintable() or " " in path or "#" in path:
                 fail(f"{name}.path", "path contains whitespace, control characters or a fragment")
         if "headers" in request:
             headers = request["headers"]
@@ -307,17 +307,14 @@ class BatchMiddleware:
         log_context = environ.get(keys.LOG_CONTEXT)
         if isinstance(log_context, dict):
             log_context["batch_size"] = len(requests)
-        memo = environ.get(keys.MEMO)
-        if memo is None:
-            memo = environ[keys.MEMO] = {}
-        shared = {"size": len(requests), "atomic": atomic}
-        script_name = environ.get("SCRIPT_NAME", "")
-        base_script = script_name if inline else script_name[: len(script_name) - len(self.prefix)]
+        if environ.get(keys.MEMO) is None:
+            environ[keys.MEMO] = {}
+        context = _Context(self, environ, inline, {"size": len(requests), "atomic": atomic})
         responses: list[dict[str, Any]] = []
         try:
             with storage.transaction() if storage is not None else nullcontext():
                 for index, request in enumerate(requests):
-                    response = self._run(environ, request, shared, memo, base_script, inline)
+                    response = self._run(context, request)
                     responses.append(response)
                     if atomic and response["status"] >= 400:
                         raise _Abort(_atomic_error(index, response, responses))
@@ -325,41 +322,36 @@ class BatchMiddleware:
             return error_response(abort.error, start_response)
         return json_response(start_response, 200, {"responses": responses})
 
-    def _run(self, parent, request, shared, memo, base_script, inline) -> dict[str, Any]:
+    def _run(self, context: "_Context", request: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
         unprefixed = request["unprefixed"]
         query = request["query"]
-        status, headers, body = self._dispatch(parent, request, shared, memo, base_script, inline, unprefixed, query)
+        status, headers, body = self._dispatch(context, request, unprefixed, query)
         # PROTOCOL §7.2: a redirect (or the trailing-slash 404 the version layer would
         # have redirected) is followed once, with the same method, headers and body.
         target = None
         if status in _REDIRECTS:
-            target = self._redirect_target(parent, headers, base_script, inline)
+            target = self._redirect_target(context, headers)
         elif status == 404 and len(unprefixed) > 1 and unprefixed.endswith("/"):
             target = (unprefixed.rstrip("/") or "/", query)
         if target is not None:
             unprefixed, query = target
-            status, headers, body = self._dispatch(parent, request, shared, memo, base_script, inline, *target)
+            status, headers, body = self._dispatch(context, request, unprefixed, query)
         response = {
             "status": status,
             "path": _display_path(self.prefix + unprefixed),
             "headers": _headers_dict(headers),
             "body": "" if request["method"] == "HEAD" else _parse_body(body),
         }
-        logger.info(
-            "subrequest.summary",
-            extra={
-                "method": request["method"],
-                "path": response["path"],
-                "code": status,
-                "t": int((time.monotonic() - started) * 1000),
-            },
-        )
+        if logger.isEnabledFor(logging.INFO):
+            elapsed_ms = int((time.monotonic() - started) * 1000)
+            extra = {"method": request["method"], "path": response["path"], "code": status, "t": elapsed_ms}
+            logger.info("subrequest.summary", extra=extra)
         return response
 
-    def _dispatch(self, parent, request, shared, memo, base_script, inline, unprefixed, query):
+    def _dispatch(self, context: "_Context", request: dict[str, Any], unprefixed: str, query: str):
         """Call the app below with one sub-request; ``(status, headers, body bytes)``."""
-        environ = self._sub_environ(parent, request, shared, memo, base_script, inline, unprefixed, query)
+        environ = context.sub_environ(request, unprefixed, query)
         captured: list[Any] = []
         chunks: list[bytes] = []
 
@@ -385,24 +377,53 @@ class BatchMiddleware:
             if error.status >= 500:
                 _log_failure(exc, "batch sub-request")
                 raise _Abort(error) from exc
-            status_text, headers, body = render_error(error)
+            _, headers, body = render_error(error)
             return error.status, headers, body
         if not captured:
             raise _Abort(error_from_exception(RuntimeError("sub-request did not start a response")))
         return int(captured[0][:3]), list(captured[1]), b"".join(chunks)
 
-    def _sub_environ(self, parent, request, shared, memo, base_script, inline, unprefixed, query):
-        environ = {k: v for k, v in parent.items() if k not in _PARENT_ONLY and not k.startswith("webob.")}
-        path_info = unprefixed
-        if inline:
-            environ["SCRIPT_NAME"] = base_script
-            environ["PATH_INFO"] = self.prefix + path_info
+    def _redirect_target(self, context: "_Context", headers) -> tuple[str, str] | None:
+        location = next((v for k, v in headers if k.lower() == "location"), None)
+        if not location:
+            return None
+        parts = urllib.parse.urlsplit(location)
+        if parts.netloc and parts.netloc != context.host:
+            return None  # another site: embed the redirect as is
+        path = urllib.parse.unquote_to_bytes(parts.path).decode("latin-1")
+        mount = context.base_script + self.prefix
+        if not (path == mount or path.startswith(mount + "/")):
+            return None
+        return path[len(mount):] or "/", parts.query
+
+
+class _Context:
+    """What every sub-request of one batch derives from its parent, computed once."""
+
+    __slots__ = ("prefix", "inline", "base_script", "host", "template")
+
+    def __init__(self, middleware: BatchMiddleware, parent: dict[str, Any], inline: bool, shared: dict) -> None:
+        self.prefix = middleware.prefix
+        self.inline = inline
+        script_name = parent.get("SCRIPT_NAME", "")
+        self.base_script = script_name if inline else script_name[: len(script_name) - len(self.prefix)]
+        self.host = parent.get("HTTP_HOST")
+        template = {k: v for k, v in parent.items() if k not in _PARENT_ONLY and not k.startswith("webob.")}
+        template[keys.BATCH] = shared
+        template[keys.MEMO] = parent[keys.MEMO]
+        self.template = template
+
+    def sub_environ(self, request: dict[str, Any], unprefixed: str, query: str) -> dict[str, Any]:
+        environ = dict(self.template)
+        if self.inline:
+            environ["SCRIPT_NAME"] = self.base_script
+            environ["PATH_INFO"] = self.prefix + unprefixed
         else:
             # As the version layer would have left a direct request (werkzeug dispatcher style).
-            environ["SCRIPT_NAME"] = base_script + self.prefix
-            environ["PATH_INFO"] = path_info
+            environ["SCRIPT_NAME"] = self.base_script + self.prefix
+            environ["PATH_INFO"] = unprefixed
             environ[keys.VERSION_PREFIX] = self.prefix
-            environ[keys.PATH_ORIG] = (base_script, self.prefix + path_info)
+            environ[keys.PATH_ORIG] = (self.base_script, self.prefix + unprefixed)
         environ["REQUEST_METHOD"] = request["method"]
         environ["QUERY_STRING"] = query
         for name, value in request["headers"].items():
@@ -420,31 +441,18 @@ class BatchMiddleware:
             payload = b""
         environ["CONTENT_LENGTH"] = str(len(payload))
         environ["wsgi.input"] = io.BytesIO(payload)
-        environ[keys.BATCH] = shared
-        environ[keys.MEMO] = memo
         environ[keys.LOG_CONTEXT] = {}
         return environ
-
-    def _redirect_target(self, parent, headers, base_script, inline) -> tuple[str, str] | None:
-        location = next((v for k, v in headers if k.lower() == "location"), None)
-        if not location:
-            return None
-        parts = urllib.parse.urlsplit(location)
-        if parts.netloc and parts.netloc != parent.get("HTTP_HOST", parts.netloc):
-            return None  # another site: embed the redirect as is
-        path = urllib.parse.unquote_to_bytes(parts.path).decode("latin-1")
-        mount = base_script + self.prefix
-        if not (path == mount or path.startswith(mount + "/")):
-            return None
-        return path[len(mount):] or "/", parts.query
 
 
 def _merge(defaults: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     """Request values win; nested objects merge recursively (PROTOCOL §7.1)."""
+    # PERF: no deep copy: merged values are only read (bodies are serialised,
+    # headers copied into a new dict), never mutated.
     merged = dict(request)
     for key, value in defaults.items():
         if key not in merged:
-            merged[key] = copy.deepcopy(value)
+            merged[key] = value
         elif isinstance(value, dict) and isinstance(merged[key], dict):
             merged[key] = _merge(value, merged[key])
     return merged
@@ -452,8 +460,10 @@ def _merge(defaults: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
 
 def _split_path(path: str) -> tuple[str, str]:
     path, _, query = path.partition("?")
+    if query.isascii():
+        return path, query
     # Non-ASCII in a querystring is sent percent-encoded, as a client would.
-    return path, urllib.parse.quote(query, safe="".join(chr(c) for c in range(0x21, 0x7F)))
+    return path, urllib.parse.quote(query, safe=_QUERY_SAFE)
 
 
 def _display_path(path: str) -> str:
