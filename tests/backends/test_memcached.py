@@ -578,3 +578,21 @@ def test_f6_black_holed_node_calls_bounded_reads_miss():
     finally:
         cache.close()
         hole.close()
+
+
+def test_f5_registry_heartbeat_reports_the_cache_down_and_back(spawn):
+    from cliquet_wsgi.registry import Registry
+
+    node = spawn()
+    registry = Registry(load_settings({"cache_url": f"memcached://{node.address}", **FAST}, environ={}))
+    try:
+        assert registry.all_heartbeat_checks()["cache"]() is True
+        registry.cache.set("k", "v")
+        node.kill()
+        result, seconds = timed(registry.all_heartbeat_checks()["cache"])
+        assert result is False and seconds < CALL_BOUND
+        assert registry.cache.get("k") is None  # requests go on, as misses
+        node.start()
+        assert registry.all_heartbeat_checks()["cache"]() is True
+    finally:
+        registry.close()
