@@ -24,9 +24,15 @@ logger = logging.getLogger("cliquet_wsgi")
 
 
 def _load_app(ini_path: str, name: str):
+    """Load the app; return it with the registries its middlewares created."""
     from paste.deploy import loadapp
 
-    return loadapp(f"config:{os.path.abspath(ini_path)}", name=name)
+    from cliquet_wsgi.registry import all_registries
+
+    before = {id(registry) for registry in all_registries()}
+    app = loadapp(f"config:{os.path.abspath(ini_path)}", name=name)
+    created = [registry for registry in all_registries() if id(registry) not in before]
+    return app, created or all_registries()
 
 
 def _configure_logging(ini_path: str) -> None:
@@ -49,12 +55,13 @@ def _server_options(ini_path: str) -> dict[str, str]:
     return {}
 
 
-def migrate_backends(out=sys.stdout) -> int:
-    """Initialise the schemas of every backend configured in this process; return the count of backends."""
+def migrate_backends(registries=None, out=None) -> int:
+    """Initialise the schemas of the backends of ``registries`` (default: all); return how many."""
     from cliquet_wsgi.registry import BACKEND_KINDS, all_registries
 
+    out = out or sys.stdout
     seen: set[int] = set()
-    for registry in all_registries():
+    for registry in all_registries() if registries is None else registries:
         for kind in BACKEND_KINDS:
             backend = registry.backend(kind)
             if backend is None or id(backend) in seen:
@@ -90,13 +97,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ini = _check_ini(args.ini)
     try:
         if args.command == "migrate":
-            _load_app(ini, args.name)
-            count = migrate_backends()
+            _, registries = _load_app(ini, args.name)
+            count = migrate_backends(registries)
             print(f"{count} backend(s) up to date")
             return 0
         _configure_logging(ini)
-        app = _load_app(ini, args.name)
-        migrate_backends(out=_LogWriter())
+        app, registries = _load_app(ini, args.name)
+        migrate_backends(registries, out=_LogWriter())
         options = _server_options(ini)
         host = args.host or options.get("host", "127.0.0.1")
         port = args.port or int(options.get("port", 8000))

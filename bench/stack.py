@@ -1,0 +1,108 @@
+"""In-process cost of the protocol middlewares (issue: foundation).
+
+Prints µs/request for a GET that reaches a bare WSGI app, for the full
+foundation stack (cors, backoff, errors, version, heartbeat) in front of it,
+and for each middleware alone; then hello and lbheartbeat, checking that they
+are answered without reaching the app.
+
+    python3 bench/stack.py [--number N]
+
+Each figure is the best of 5 repeats of N calls (timeit), with a prebuilt
+environ copied per call (as a server builds one per request).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import timeit
+
+from cliquet_wsgi.middlewares.backoff import BackoffMiddleware
+from cliquet_wsgi.middlewares.cors import CORSMiddleware
+from cliquet_wsgi.middlewares.errors import ErrorsMiddleware
+from cliquet_wsgi.middlewares.heartbeat import HeartbeatMiddleware
+from cliquet_wsgi.middlewares.version import VersionMiddleware
+from cliquet_wsgi.registry import Registry
+from cliquet_wsgi.settings import load_settings
+
+BODY = b'{"ok":true}'
+calls = {"app": 0}
+
+
+def bare_app(environ, start_response):
+    calls["app"] += 1
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(BODY)))])
+    return [BODY]
+
+
+def environ_for(path: str) -> dict:
+    return {
+        "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": "a=1",
+        "SERVER_NAME": "localhost", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "localhost:8000", "HTTP_ORIGIN": "https://app.example.org",
+        "HTTP_ACCEPT": "application/json", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr, "wsgi.version": (1, 0), "wsgi.multithread": True,
+        "wsgi.multiprocess": False, "wsgi.run_once": False,
+    }
+
+
+def start_response(status, headers, exc_info=None):
+    return None
+
+
+def call(app, template):
+    def run():
+        body = app(dict(template), start_response)
+        for _ in body:
+            pass
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+    return run
+
+
+def measure(app, path: str, number: int) -> float:
+    runner = call(app, environ_for(path))
+    runner()  # warm caches
+    return min(timeit.repeat(runner, number=number, repeat=5)) / number * 1e6
+
+
+def build(names: list[str]):
+    settings = load_settings({"backoff": "10"}, environ={})
+    registry = Registry(settings)
+    classes = {
+        "cors": lambda app: CORSMiddleware(app, registry=registry),
+        "backoff": lambda app: BackoffMiddleware(app, registry=registry, backoff=10),
+        "errors": lambda app: ErrorsMiddleware(app, registry=registry),
+        "version": lambda app: VersionMiddleware(app, registry=registry),
+        "heartbeat": lambda app: HeartbeatMiddleware(app, registry=registry),
+    }
+    app = bare_app
+    for name in reversed(names):
+        app = classes[name](app)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--number", type=int, default=20000)
+    number = parser.parse_args().number
+    full = ["cors", "backoff", "errors", "version", "heartbeat"]
+
+    bare = measure(bare_app, "/articles", number)
+    stack = measure(build(full), "/v1/articles", number)
+    print(f"{'bare app':<28}{bare:8.2f} µs/request")
+    print(f"{'full foundation stack':<28}{stack:8.2f} µs/request   ratio {stack / bare:.2f}x bare")
+    for name in full:
+        path = "/v1/articles" if name == "version" else "/articles"
+        alone = measure(build([name]), path, number)
+        print(f"{'  ' + name + ' alone':<28}{alone:8.2f} µs/request   (+{alone - bare:.2f} µs)")
+    for label, path in (("hello", "/v1/"), ("lbheartbeat", "/v1/__lbheartbeat__")):
+        before = calls["app"]
+        cost = measure(build(full), path, number // 4)
+        reached = calls["app"] - before
+        print(f"{label + ' (full stack)':<28}{cost:8.2f} µs/request   app reached {reached} times")
+
+
+if __name__ == "__main__":
+    main()
