@@ -73,9 +73,14 @@ compare-and-swap, keeping its expiry. So counters without expiry cost one
 round-trip, expiring counters two or three, and both are atomic.
 ``expire()`` on a raw counter turns it into an envelope.
 
-**Not atomic:** ``delete`` is a ``get`` then a ``delete``: two concurrent
-deletes of one key may both return its value. ``add`` of an expired-but-not-
-yet-evicted entry and ``expire`` use compare-and-swap and are atomic.
+**delete** returns the old value atomically, so that a single-use token is
+consumed once: it reads the item with its CAS id (``gets``) and deletes it
+with memcached 1.6's meta delete conditional on that id (``md <key> C<cas>``);
+if another writer changed it in between, it reads again. On a server without
+meta commands (memcached < 1.6) it falls back to ``get`` then ``delete``, which
+is **not atomic**: two concurrent deletes of one key may both return its value.
+``add`` over an expired-but-not-yet-evicted entry and ``expire`` use
+compare-and-swap and are atomic.
 """
 from __future__ import annotations
 
@@ -219,7 +224,15 @@ def _hash_client_class() -> type:
             return result
 
         def command(self, cmd: str, key: str, *args: Any, **kwargs: Any) -> Any:
-            """Run ``cmd`` on the node owning ``key``; ``_UNAVAILABLE`` if it was not reached."""
+            """Run ``cmd`` on the node owning ``key``; ``_UNAVAILABLE`` if it was not reached.
+
+            ``raw_command`` takes the command line instead of the key as first argument.
+            """
+            if cmd == "raw_command":
+                client = self._get_client(key)
+                if client is None:
+                    return _UNAVAILABLE
+                return self._safely_run_func(client, client.raw_command, _UNAVAILABLE, *args, **kwargs)
             return self._run_cmd(cmd, key, _UNAVAILABLE, *args, **kwargs)
 
     return NodeRing
@@ -308,6 +321,8 @@ class MemcachedCache(Cache):
             raise ConfigurationError(f"The memcached cache needs pymemcache (pip install pymemcache): {exc}") from None
         self.prefix = prefix
         self.servers = list(servers)
+        #: Atomic delete with meta commands; cleared on the first server that lacks them.
+        self._meta_delete = True
         self._ring = ring_class(
             self.servers,
             serde=_FlagsSerde(),
@@ -540,10 +555,34 @@ class MemcachedCache(Cache):
         raise BackendError(None, f"memcached: incr of {name!r} lost {_CAS_ATTEMPTS} races")
 
     def delete(self, key: str) -> Any:
+        from pymemcache.exceptions import MemcacheUnknownCommandError
+
         name = self._name(key)
-        found = self._read(name)
-        self._command("delete", name, noreply=False)
-        return None if found is None else found[0]
+        if not self._meta_delete:
+            found = self._read(name)
+            self._command("delete", name, noreply=False)
+            return None if found is None else found[0]
+        for _ in range(_CAS_ATTEMPTS):
+            current, cas = self._command("gets", name)
+            if current is None:
+                return None
+            try:
+                # Keys are printable ASCII without spaces: safe in a command line.
+                reply = self._command("raw_command", name, f"md {name} C{int(cas)}".encode("ascii"), b"\r\n")
+            except BackendError as exc:
+                if not isinstance(exc.original, MemcacheUnknownCommandError):
+                    raise
+                logger.warning("memcached: no meta commands (memcached < 1.6): delete is not atomic")
+                self._meta_delete = False
+                return self.delete(key)
+            if reply == b"HD":
+                found = self._decode(current)
+                return None if found is None else found[0]
+            if reply == b"NF":
+                return None
+            if reply != b"EX":  # EX: changed since our gets, read again
+                raise BackendError(None, f"memcached: unexpected reply to meta delete: {reply!r}")
+        raise BackendError(None, f"memcached: delete of {name!r} lost {_CAS_ATTEMPTS} races")
 
     def expire(self, key: str, ttl: float) -> None:
         name = self._name(key)

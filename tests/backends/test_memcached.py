@@ -398,6 +398,32 @@ def test_concurrent_add_and_incr_are_atomic(spawn, caches):
     assert cache.get("count") == 400
 
 
+
+def test_delete_consumes_a_token_once_under_threads(spawn, caches):
+    cache = caches([spawn().address], cache_pool_size=16)
+    contenders = 16
+    for round_number in range(20):
+        cache.set("token", {"round": round_number}, ttl=60)
+        barrier = threading.Barrier(contenders)
+
+        def consume(_):
+            barrier.wait()
+            return cache.delete("token")
+
+        with ThreadPoolExecutor(contenders) as pool:
+            results = list(pool.map(consume, range(contenders)))
+        assert [r for r in results if r is not None] == [{"round": round_number}]
+        assert cache.get("token") is None
+
+
+def test_delete_without_meta_commands_falls_back_to_get_then_delete(spawn, caches):
+    cache = caches([spawn().address])
+    cache._meta_delete = False  # what a memcached < 1.6 leads to
+    cache.set("token", "v")
+    assert cache.delete("token") == "v"
+    assert cache.delete("token") is None
+
+
 # -- F5: the node is killed ------------------------------------------------------------
 
 FAST = {
