@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import http
 import json
+import math
 from typing import Any, Iterable
 
 JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
@@ -34,6 +35,15 @@ def _refuse_constant(name: str) -> Any:
     raise JSONDecodeError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    # NOTE: ``1e999`` parses to ``inf`` without reaching parse_constant, and
+    # could then never be rendered again (allow_nan=False).
+    value = float(text)
+    if not math.isfinite(value):
+        raise JSONDecodeError("number out of range")
+    return value
+
+
 def json_loads(text: str | bytes) -> Any:
     """Parse request JSON strictly.
 
@@ -50,7 +60,7 @@ def json_loads(text: str | bytes) -> Any:
         raise JSONDecodeError("unexpected byte order mark")
     _check_depth(text)
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except JSONDecodeError:
         raise
     except RecursionError:
