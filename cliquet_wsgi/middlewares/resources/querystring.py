@@ -415,8 +415,8 @@ def decode_token(
         raise _invalid_token()
     # Every record and tombstone has these two: a token without them is forged.
     modified, record_id = last_record.get("last_modified"), last_record.get("id")
-    if not isinstance(modified, int) or isinstance(modified, bool):
-        raise _invalid_token()
+    if not isinstance(modified, int) or isinstance(modified, bool) or not _INT64_MIN <= modified <= _INT64_MAX:
+        raise _invalid_token()  # out of range would reach PostgreSQL's bigint as a driver error
     if not isinstance(record_id, str):
         raise _invalid_token()
     return last_record, offset

@@ -104,6 +104,7 @@ def decode_token(token: str):
         pytest.param('{"a": [true]}', {"a": [True]}, id="json-object"),
         pytest.param("[1,", "[1,", id="broken-json-stays-string"),
         pytest.param("[NaN]", "[NaN]", id="nan-json-stays-string"),
+        pytest.param("[1e999]", "[1e999]", id="overflowing-json-stays-string"),
         pytest.param("1.2.3", "1.2.3", id="version-string"),
         pytest.param("007", "007", id="leading-zero-string"),
         pytest.param("1e999", "1e999", id="infinite-float-string"),
@@ -657,6 +658,9 @@ def _forge(**changes):
         ),
         pytest.param(
             lambda: _forge(last_record={"last_modified": True, "id": "b"}), [], id="last-modified-bool"
+        ),
+        pytest.param(
+            lambda: _forge(last_record={"last_modified": 2**63, "id": "b"}), [], id="last-modified-huge"
         ),
         pytest.param(lambda: _forge(last_record={"last_modified": 1, "id": 2}), [], id="id-int"),
         pytest.param(
