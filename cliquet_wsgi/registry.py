@@ -252,10 +252,15 @@ def backend_class(kind: str, settings: Mapping[str, Any]) -> type | None:
 
 
 def build_backend(kind: str, settings: Mapping[str, Any]) -> Any:
+    """The configured backend of ``kind``, schema initialised if it is embedded; ``None`` if none."""
     cls = backend_class(kind, settings)
     if cls is None:
         return None
-    return cls.from_settings(settings)
+    backend = cls.from_settings(settings)
+    if getattr(backend, "embedded", False):
+        for line in backend.initialize_schema() or []:
+            logger.info(line)
+    return backend
 
 
 _registries: dict[str, Registry] = {}

@@ -17,7 +17,7 @@ bottle_app = bottle.Bottle()
 @bottle_app.get("/greeting", name="greeting")
 def greeting():
     return {"hello": api.get_user_id(bottle.request.environ) or "anonymous",
-            "self": bottle.request.script_name.rstrip("/") + bottle_app.get_url("greeting")}
+            "self": bottle_app.get_url("greeting")}
 
 
 application = wrap(
