@@ -57,6 +57,9 @@ from cliquet_wsgi.registry import Registry, default_registry
 from cliquet_wsgi.rendering import JSONDecodeError, json_dumps, json_loads, json_response
 
 logger = logging.getLogger(__name__)
+#: NOTE: the request log layer's logger name (not imported: middlewares stay independent),
+#: so that sub-request summaries share its handlers and formatters.
+summary_logger = logging.getLogger("cliquet_wsgi.request.summary")
 
 BATCH_PATH = "/batch"
 METHODS = ("GET", "HEAD", "DELETE", "TRACE", "POST", "PUT", "PATCH")
@@ -326,7 +329,7 @@ class BatchMiddleware:
         started = time.monotonic()
         unprefixed = request["unprefixed"]
         query = request["query"]
-        status, headers, body = self._dispatch(context, request, unprefixed, query)
+        status, headers, body, errno = self._dispatch(context, request, unprefixed, query)
         # PROTOCOL §7.2: a redirect (or the trailing-slash 404 the version layer would
         # have redirected) is followed once, with the same method, headers and body.
         target = None
@@ -336,21 +339,33 @@ class BatchMiddleware:
             target = (unprefixed.rstrip("/") or "/", query)
         if target is not None:
             unprefixed, query = target
-            status, headers, body = self._dispatch(context, request, unprefixed, query)
+            status, headers, body, errno = self._dispatch(context, request, unprefixed, query)
         response = {
             "status": status,
             "path": _display_path(self.prefix + unprefixed),
             "headers": _headers_dict(headers),
             "body": "" if request["method"] == "HEAD" else _parse_body(body),
         }
-        if logger.isEnabledFor(logging.INFO):
-            elapsed_ms = int((time.monotonic() - started) * 1000)
-            extra = {"method": request["method"], "path": response["path"], "code": status, "t": elapsed_ms}
-            logger.info("subrequest.summary", extra=extra)
+        if summary_logger.isEnabledFor(logging.INFO):
+            # Same record shape as the request log layer's summaries (PROTOCOL §7.4:
+            # one subrequest.summary per item), under the parent's request id.
+            request_id = context.request_id
+            fields = {
+                "path": response["path"],
+                "method": request["method"],
+                "code": status,
+                "errno": errno,
+                "t": int((time.monotonic() - started) * 1000),
+                "rid": request_id,
+            }
+            summary_logger.info(
+                "%s %s %s", request["method"], response["path"], status,
+                extra={"mozlog_type": "subrequest.summary", "fields": fields, "request_id": request_id},
+            )
         return response
 
     def _dispatch(self, context: "_Context", request: dict[str, Any], unprefixed: str, query: str):
-        """Call the app below with one sub-request; ``(status, headers, body bytes)``."""
+        """Call the app below with one sub-request; ``(status, headers, body bytes, errno)``."""
         environ = context.sub_environ(request, unprefixed, query)
         captured: list[Any] = []
         chunks: list[bytes] = []
@@ -378,10 +393,10 @@ class BatchMiddleware:
                 _log_failure(exc, "batch sub-request")
                 raise _Abort(error) from exc
             _, headers, body = render_error(error)
-            return error.status, headers, body
+            return error.status, headers, body, error.errno
         if not captured:
             raise _Abort(error_from_exception(RuntimeError("sub-request did not start a response")))
-        return int(captured[0][:3]), list(captured[1]), b"".join(chunks)
+        return int(captured[0][:3]), list(captured[1]), b"".join(chunks), environ.get(keys.ERRNO)
 
     def _redirect_target(self, context: "_Context", headers) -> tuple[str, str] | None:
         location = next((v for k, v in headers if k.lower() == "location"), None)
@@ -400,7 +415,7 @@ class BatchMiddleware:
 class _Context:
     """What every sub-request of one batch derives from its parent, computed once."""
 
-    __slots__ = ("prefix", "inline", "base_script", "host", "template")
+    __slots__ = ("prefix", "inline", "base_script", "host", "template", "request_id")
 
     def __init__(self, middleware: BatchMiddleware, parent: dict[str, Any], inline: bool, shared: dict) -> None:
         self.prefix = middleware.prefix
@@ -408,6 +423,7 @@ class _Context:
         script_name = parent.get("SCRIPT_NAME", "")
         self.base_script = script_name if inline else script_name[: len(script_name) - len(self.prefix)]
         self.host = parent.get("HTTP_HOST")
+        self.request_id = parent.get(keys.REQUEST_ID)
         template = {k: v for k, v in parent.items() if k not in _PARENT_ONLY and not k.startswith("webob.")}
         template[keys.BATCH] = shared
         template[keys.MEMO] = parent[keys.MEMO]

@@ -402,10 +402,15 @@ def test_returned_5xx_is_embedded():
 
 def test_subrequest_log_lines_without_credentials(caplog):
     app, _, _ = build()
-    with caplog.at_level(logging.INFO, logger="cliquet_wsgi.middlewares.batch"):
-        app.post_json("/v1/batch", {"requests": [OK, {"path": "/text"}]}, headers={"Authorization": basic("u:pw")})
-    summaries = [r for r in caplog.records if r.getMessage() == "subrequest.summary"]
-    assert [(r.method, r.path, r.code) for r in summaries] == [("GET", "/v1/echo", 200), ("GET", "/v1/text", 200)]
+    with caplog.at_level(logging.INFO, logger="cliquet_wsgi.request.summary"):
+        app.post_json("/v1/batch", {"requests": [OK, {"path": "/nowhere"}]}, headers={"Authorization": basic("u:pw")},
+                      extra_environ={"cliquet.request_id": "rid-1"})
+    summaries = [r for r in caplog.records if getattr(r, "mozlog_type", None) == "subrequest.summary"]
+    assert [r.getMessage() for r in summaries] == ["GET /v1/echo 200", "GET /v1/nowhere 404"]
+    assert [{k: v for k, v in r.fields.items() if k != "t"} for r in summaries] == [
+        {"path": "/v1/echo", "method": "GET", "code": 200, "errno": None, "rid": "rid-1"},
+        {"path": "/v1/nowhere", "method": "GET", "code": 404, "errno": None, "rid": "rid-1"},
+    ]
     assert basic("u:pw").split()[1] not in caplog.text
 
 
