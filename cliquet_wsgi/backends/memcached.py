@@ -71,7 +71,9 @@ given. On a key holding an envelope (an expiring counter, ``set()`` of an
 int, or a logically expired entry) it updates the envelope by
 compare-and-swap, keeping its expiry. So counters without expiry cost one
 round-trip, expiring counters two or three, and both are atomic.
-``expire()`` on a raw counter turns it into an envelope.
+``expire()`` on a raw counter turns it into an envelope. A write with
+``ttl <= 0`` stores nothing (the entry would be expired at once): ``set``
+deletes the key, ``add`` and ``incr`` on a missing key only return.
 
 **delete** returns the old value atomically, so that a single-use token is
 consumed once: it reads the item with its CAS id (``gets``) and deletes it
@@ -161,7 +163,7 @@ def _hash_client_class() -> type:
             # node is dead: the caller gets None (-> _UNAVAILABLE), not an exception.
             if self._dead_clients:
                 self._retry_dead()
-            nodes = self.hasher.nodes
+            nodes = tuple(self.hasher.nodes)  # a snapshot: other threads may change the ring
             if len(nodes) == 1:
                 # PERF(memcached): pure-Python murmur3 costs ~8 µs a call; one node needs no hashing.
                 return self.clients[nodes[0]]
@@ -285,9 +287,9 @@ def _memcached_expire(ttl: float | None) -> int:
     return seconds
 
 
-def _check_ttl(ttl: float | None) -> None:
-    if ttl is not None and not ttl > 0:
-        raise ValueError(f"ttl must be a number > 0 or None, got {ttl!r}")
+def _already_expired(ttl: float | None) -> bool:
+    """A ``ttl <= 0`` on a write: the entry would be expired at once (nothing is stored)."""
+    return ttl is not None and ttl <= 0
 
 
 class MemcachedCache(Cache):
@@ -474,17 +476,20 @@ class MemcachedCache(Cache):
         return max(found[1] - time.time(), 0.0)
 
     def set(self, key: str, value: Any, ttl: float | None = None) -> None:
-        _check_ttl(ttl)
         name = self._name(key)
         item = self._envelope(value, None if ttl is None else time.time() + ttl)
         try:
-            self._command("set", name, item, expire=_memcached_expire(ttl), noreply=False)
+            if _already_expired(ttl):
+                self._command("delete", name, noreply=False)
+            else:
+                self._command("set", name, item, expire=_memcached_expire(ttl), noreply=False)
         except NodeUnavailableError as exc:
             logger.debug("memcached: set of %r lost: %s", name, exc)
 
     def add(self, key: str, value: Any, ttl: float | None = None) -> bool:
-        _check_ttl(ttl)
         name = self._name(key)
+        if _already_expired(ttl):
+            return self._read(name) is None
         expire = _memcached_expire(ttl)
         item = self._envelope(value, None if ttl is None else time.time() + ttl)
         for _ in range(_CAS_ATTEMPTS):
@@ -506,7 +511,6 @@ class MemcachedCache(Cache):
 
         if isinstance(delta, bool) or not isinstance(delta, int):
             raise TypeError(f"delta must be an int, got {delta!r}")
-        _check_ttl(ttl)
         name = self._name(key)
         for _ in range(_CAS_ATTEMPTS):
             try:
@@ -527,6 +531,8 @@ class MemcachedCache(Cache):
                 if result is not None:
                     return int(result) - COUNTER_BIAS
             # Missing: create it; if another writer was faster, go round again.
+            if _already_expired(ttl):
+                return delta
             item, exptime = self._counter_or_envelope(delta, None if ttl is None else time.time() + ttl)
             if self._command("add", name, item, expire=exptime, noreply=False):
                 return delta

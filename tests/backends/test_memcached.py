@@ -622,3 +622,16 @@ def test_f5_registry_heartbeat_reports_the_cache_down_and_back(spawn):
         assert registry.all_heartbeat_checks()["cache"]() is True
     finally:
         registry.close()
+
+
+def test_writes_with_ttl_zero_or_negative_store_nothing(spawn, caches):
+    cache = caches([spawn().address])
+    cache.set("k", "v")
+    cache.set("k", "w", ttl=0)
+    assert cache.get("k") is None
+    assert cache.add("k", "v", ttl=-1) is True
+    assert cache.get("k") is None
+    cache.set("live", "v")
+    assert cache.add("live", "w", ttl=0) is False
+    assert cache.incr("n", 3, ttl=0) == 3
+    assert cache.get("n") is None
