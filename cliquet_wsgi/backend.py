@@ -23,11 +23,6 @@ class Backend(abc.ABC):
     #: ``"storage"``, ``"cache"`` or ``"permission"``: which settings prefix it reads.
     kind: str = ""
 
-    #: Embedded backends (memory, SQLite) have no separate deployment step: the
-    #: registry runs :meth:`initialize_schema` when it builds them. Server
-    #: backends (PostgreSQL) are migrated by ``cliquet-wsgi migrate``.
-    embedded: bool = False
-
     @classmethod
     @abc.abstractmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> "Backend":

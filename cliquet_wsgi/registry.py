@@ -252,15 +252,11 @@ def backend_class(kind: str, settings: Mapping[str, Any]) -> type | None:
 
 
 def build_backend(kind: str, settings: Mapping[str, Any]) -> Any:
-    """The configured backend of ``kind``, schema initialised if it is embedded; ``None`` if none."""
+    """The configured backend of ``kind``, or ``None`` if none is configured."""
     cls = backend_class(kind, settings)
     if cls is None:
         return None
-    backend = cls.from_settings(settings)
-    if getattr(backend, "embedded", False):
-        for line in backend.initialize_schema() or []:
-            logger.info(line)
-    return backend
+    return cls.from_settings(settings)
 
 
 _registries: dict[str, Registry] = {}

@@ -34,4 +34,4 @@ application = wrap(
 if __name__ == "__main__":
     import waitress
 
-    waitress.serve(application, host="127.0.0.1", port=8000)
+    waitress.serve(application, host="127.0.0.1", port=int(os.environ.get("PORT", "8000")))

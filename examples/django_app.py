@@ -59,4 +59,4 @@ if __name__ == "__main__":
     call_command("migrate", verbosity=0)
     import waitress
 
-    waitress.serve(application, host="127.0.0.1", port=8000)
+    waitress.serve(application, host="127.0.0.1", port=int(os.environ.get("PORT", "8000")))
