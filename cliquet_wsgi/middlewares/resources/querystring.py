@@ -483,15 +483,15 @@ def _after(name: str, direction: int, value: Any) -> list[list[Filter]]:
     rank = _rank(value)
     alternatives: list[list[Filter]] = []
     if direction > 0:
-        if rank in (_BOOL, _NUMBER, _STRING):
+        if rank in (_NULL, _BOOL):
+            # Finitely many values sort before: exclude them, and everything
+            # after (objects and missing fields included) matches exactly.
+            before = [None] if rank == _NULL else [None, False] + ([True] if value else [])
+            return [[Filter(name, before, COMPARISON.EXCLUDE)]]
+        if rank in (_NUMBER, _STRING):
             alternatives.append([Filter(name, value, COMPARISON.GT)])
-        if rank == _NULL:
-            # Every present non-null value, objects included.
-            alternatives.append([Filter(name, True, COMPARISON.HAS)])
-            alternatives.extend(_type_class(name, _ABSENT))
-        else:
-            for higher in range(rank + 1, _ABSENT + 1):
-                alternatives.extend(_type_class(name, higher))
+        for higher in range(rank + 1, _ABSENT + 1):
+            alternatives.extend(_type_class(name, higher))
     else:
         if rank == _ABSENT:
             return [[Filter(name, True, COMPARISON.HAS)], [Filter(name, None, COMPARISON.EQ)]]
@@ -508,8 +508,11 @@ def build_pagination_rules(sorting: Sequence[Sort], last_record: dict[str, Any])
     ``OR_k (s1 = v1 ∧ … ∧ s(k-1) = v(k-1) ∧ sk ⋄ vk)``, where a sort field
     absent from ``last_record`` is a missing value and "after" follows the
     cross-type order of :class:`~cliquet_wsgi.storage.Sort`. Exact for null,
-    boolean, number and string values and missing fields; array and object
-    values are compared only by type.
+    boolean, number and string values and missing fields, except that the
+    storage operators cannot select "any object": ascending past a number,
+    string or array skips objects, and arrays/objects are compared only by
+    type (records sharing the last page's array/object value class but
+    sorting after it are skipped).
     """
     rules: list[list[Filter]] = []
     for index, sort in enumerate(sorting):

@@ -836,6 +836,9 @@ def test_pagination_rules_missing_and_null_values():
     sorting = [Sort("a", 1), Sort("last_modified", -1), Sort("id", -1)]
     after_null = build_pagination_rules(sorting, {"a": None, "last_modified": 2, "id": "2"})
     assert [r["id"] for r in filtering.apply(records, (), sorting, after_null)] == ["3", "4", "5", "6", "1"]
+    after_true = build_pagination_rules(sorting, {"a": True, "last_modified": 3, "id": "3"})
+    assert after_true[0] == [Filter("a", [None, False, True], COMPARISON.EXCLUDE)]
+    assert [r["id"] for r in filtering.apply(records, (), sorting, after_true)] == ["4", "5", "6", "1"]
     descending = [Sort("a", -1), Sort("last_modified", -1), Sort("id", -1)]
     after_missing = build_pagination_rules(descending, {"last_modified": 1, "id": "1"})
     assert [r["id"] for r in filtering.apply(records, (), descending, after_missing)] == [
