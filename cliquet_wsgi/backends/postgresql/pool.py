@@ -88,10 +88,11 @@ def sqlstate(exc: BaseException) -> str | None:
 class _Conn:
     """A pooled pg8000 connection with its birth time."""
 
-    __slots__ = ("raw", "created", "pid")
+    __slots__ = ("raw", "sock", "created", "pid")
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: Any, sock: socket.socket) -> None:
         self.raw = raw
+        self.sock = sock
         self.created = time.monotonic()
         self.pid = os.getpid()
 
@@ -130,6 +131,10 @@ class Pool:
         self._lock = threading.Lock()
         self._local = _TxState()
         self._pid = os.getpid()
+        # NOTE: bounds every socket read so that a black-holed server fails a
+        # request instead of hanging a thread; above statement_timeout so
+        # that the server's own cancel normally wins.
+        self.io_timeout = statement_timeout + max(5.0, connect_timeout) if statement_timeout else None
         #: Connections currently checked out (observability and tests).
         self.checked_out = 0
 
@@ -142,10 +147,7 @@ class Pool:
         sock = socket.create_connection((p["host"], p["port"]), timeout=self.connect_timeout)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            # NOTE: the socket timeout bounds every read, so a black-holed
-            # server fails a request instead of hanging a thread forever; it is
-            # above statement_timeout so that the server's own cancel wins.
-            sock.settimeout(self.statement_timeout + max(5.0, self.connect_timeout) if self.statement_timeout else None)
+            sock.settimeout(self.io_timeout)
             startup = {"TimeZone": "UTC"}
             if self.statement_timeout:
                 startup["statement_timeout"] = str(int(self.statement_timeout * 1000))
@@ -161,7 +163,7 @@ class Pool:
             sock.close()
             raise
         raw.autocommit = True
-        return _Conn(raw)
+        return _Conn(raw, sock)
 
     @staticmethod
     def _close(conn: _Conn) -> None:
@@ -174,9 +176,13 @@ class Pool:
         if self.recycle >= 0 and time.monotonic() - conn.created > self.recycle:
             return False
         try:
+            # A black-holed server must fail the ping within the connect
+            # timeout, not the (longer) statement socket timeout.
+            conn.sock.settimeout(self.connect_timeout)
             cursor = conn.raw.cursor()
             cursor.execute("SELECT 1")
             cursor.fetchall()
+            conn.sock.settimeout(self.io_timeout)
             return True
         except _driver_errors():
             return False

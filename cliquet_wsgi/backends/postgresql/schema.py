@@ -132,6 +132,8 @@ def current_version(kind: str) -> int:
 
 def migrate(cursor: Any, kind: str) -> list[str]:
     """Bring ``kind``'s tables to the latest version inside the caller's transaction."""
+    # Index builds on big tables may outlast the request statement timeout.
+    cursor.execute("SET LOCAL statement_timeout = 0")
     cursor.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
     cursor.execute(METADATA)
     name = f"{kind}_schema_version"

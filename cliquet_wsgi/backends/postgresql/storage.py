@@ -16,7 +16,7 @@ import uuid
 from typing import Any, Callable, Mapping, Sequence
 
 from cliquet_wsgi.backends.postgresql.base import PostgreSQLBackend, dumps, kind_setting
-from cliquet_wsgi.backends.postgresql.pool import Pool
+from cliquet_wsgi.backends.postgresql.pool import Pool, is_database_error, sqlstate
 from cliquet_wsgi.storage import (
     COMPARISON,
     Filter,
@@ -29,6 +29,9 @@ from cliquet_wsgi.storage import (
 ID = "id"
 MODIFIED = "last_modified"
 DELETED = "deleted"
+
+#: SQLSTATE read_only_sql_transaction.
+_READ_ONLY = "25006"
 
 _NOW_MS = "floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 
@@ -341,11 +344,22 @@ class PostgreSQLStorage(PostgreSQLBackend, Storage):
             row = cursor.fetchone()
             if row is not None:
                 return row[0]
-            cursor.execute(
-                "INSERT INTO timestamps (collection_id, parent_id, last_modified) "
-                f"VALUES (%s, %s, {_NOW_MS}) ON CONFLICT (collection_id, parent_id) DO NOTHING",
-                (collection_id, parent_id),
-            )
+            # A savepoint, so that a read-only database (RELIABILITY F10) still
+            # answers reads of a never-written partition, just without persisting.
+            cursor.execute("SAVEPOINT cliquet_collection_timestamp")
+            try:
+                cursor.execute(
+                    "INSERT INTO timestamps (collection_id, parent_id, last_modified) "
+                    f"VALUES (%s, %s, {_NOW_MS}) ON CONFLICT (collection_id, parent_id) DO NOTHING",
+                    (collection_id, parent_id),
+                )
+            except Exception as exc:
+                if not is_database_error(exc) or sqlstate(exc) != _READ_ONLY:
+                    raise
+                cursor.execute("ROLLBACK TO SAVEPOINT cliquet_collection_timestamp")
+                cursor.execute(f"SELECT {_NOW_MS}")
+                return cursor.fetchone()[0]
+            cursor.execute("RELEASE SAVEPOINT cliquet_collection_timestamp")
             cursor.execute(
                 "SELECT last_modified FROM timestamps WHERE collection_id = %s AND parent_id = %s",
                 (collection_id, parent_id),
