@@ -8,7 +8,6 @@ the same list against every record of the whole suite.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 from wsgiref.validate import validator
@@ -35,17 +34,10 @@ def view(environ, start_response):
     return [body]
 
 
-def present_layers() -> list[str]:
-    # NOTE: the batch layer is being written by another engineer; until its
-    # module exists the stack is checked without it.
-    return [] if importlib.util.find_spec("cliquet_wsgi.middlewares.batch") else ["batch"]
-
-
 @pytest.fixture
 def app():
     stack = wrap(
         validator(view),
-        exclude=present_layers(),
         multiauth_policies=["basicauth"],
         userid_hmac_secret=HMAC_SECRET,
         project_name="secrets-test",
@@ -84,8 +76,19 @@ def test_credentials_everywhere_are_not_logged(app, log):
     # Careless clients put secrets in querystrings and cookies too.
     app.get(f"/v1/things?password={OTHER_PASSWORD}&access_token={TOKENS[2]}&_limit=2", headers=auth)
     app.get("/v1/things", headers={"Cookie": f"session={TOKENS[2]}"})
+    batch = {"requests": [
+        {"method": "GET", "path": "/things", "headers": {"Authorization": basic_header(OTHER_USER, OTHER_PASSWORD)}},
+        {"method": "GET", "path": f"/things?password={OTHER_PASSWORD}",
+         "headers": {"Authorization": f"Bearer {TOKENS[2]}"}},
+    ]}
+    responses = app.post_json("/v1/batch", batch, headers=auth).json["responses"]
+    assert [r["status"] for r in responses] == [200, 200]
     records = log.records
-    summaries = [r for r in records if r.name == "cliquet_wsgi.request.summary"]
+    assert len([r for r in records if r.name == "cliquet_wsgi.request.summary"
+                and r.mozlog_type == "subrequest.summary"]) == 2
+    summaries = [r for r in records if r.name == "cliquet_wsgi.request.summary" and r.mozlog_type == "request.summary"]
+    assert summaries[-1].fields["batch_size"] == 2
+    summaries = summaries[:-1]
     assert [s.fields["authn_type"] for s in summaries] == ["basicauth", "basicauth", None, None, None, "basicauth", None]
     assert summaries[5].fields["querystring"] == {
         "password": "[redacted]", "access_token": "[redacted]", "_limit": "2"}

@@ -42,10 +42,10 @@ import logging
 import re
 import socket
 import time
-import uuid
+import os
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from cliquet_wsgi import environ as keys
 from cliquet_wsgi.instrumentation import observe
@@ -121,7 +121,7 @@ class RequestLogMiddleware:
         if supplied and REQUEST_ID_PATTERN.fullmatch(supplied):
             request_id = supplied
         else:
-            request_id = uuid.uuid4().hex
+            request_id = new_request_id()
         environ[keys.REQUEST_ID] = request_id
         if keys.LOG_CONTEXT not in environ:
             environ[keys.LOG_CONTEXT] = {}
@@ -140,7 +140,7 @@ class RequestLogMiddleware:
             _current.reset(token)
 
     def _subrequest(self, environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
-        request_id = environ.get(keys.REQUEST_ID) or current_request_id() or uuid.uuid4().hex
+        request_id = environ.get(keys.REQUEST_ID) or current_request_id() or new_request_id()
         environ[keys.REQUEST_ID] = request_id
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
         start = _perf_counter()
@@ -175,11 +175,28 @@ def _errno(environ: dict) -> int | None:
     return int(errno) if errno is not None else None
 
 
+def new_request_id() -> str:
+    """A random uuid4, as 32 hex digits."""
+    # PERF: 4x cheaper than uuid.uuid4().hex; sets the same version and variant bits.
+    digits = os.urandom(16).hex()
+    return f"{digits[:12]}4{digits[13:16]}{'89ab'[int(digits[16], 16) & 3]}{digits[17:]}"
+
+
 def _querystring(query: str) -> dict[str, str]:
-    return {
-        name: (value[:256] if name in LOGGED_QUERY_VALUES else REDACTED)
-        for name, value in parse_qsl(query, keep_blank_values=True)
-    }
+    # PERF: parse_qsl costs more than the rest of the summary; values we do
+    # not log are never decoded.
+    logged = {}
+    for pair in query.split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if name in LOGGED_QUERY_VALUES:
+            logged[name] = unquote_plus(value)[:256] if "%" in value or "+" in value else value[:256]
+        else:
+            logged[name] = REDACTED
+    return logged
 
 
 def _log_summary(logger: logging.Logger, environ: dict, request_id: str, path: str, status: str | None, start: float,
@@ -207,11 +224,17 @@ def _log_summary(logger: logging.Logger, environ: dict, request_id: str, path: s
         # Inner layers add fields (batch_size, nb_records…) but cannot overwrite these.
         for name, value in extras.items():
             fields.setdefault(name, value)
-    logger.info(
-        "%s %s %s %sms", fields["method"], path, fields["code"], fields["t"],
-        extra={"mozlog_type": "request.summary", "fields": fields, "request_id": request_id,
-               "mozlog_logger": logger_name},
+    # PERF: what logger.info(..., extra=...) does, minus findCaller's stack
+    # walk and the checks of extra keys (about 3 µs of the 10 µs budget).
+    record = logging.getLogRecordFactory()(
+        logger.name, _INFO, __file__, 0, "%s %s %s %sms", (fields["method"], path, fields["code"], fields["t"]),
+        None, "_log_summary",
     )
+    record.mozlog_type = "request.summary"
+    record.mozlog_logger = logger_name
+    record.request_id = request_id
+    record.fields = fields
+    logger.handle(record)
 
 
 # -- logging plumbing -----------------------------------------------------------------------

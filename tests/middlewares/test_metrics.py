@@ -1,6 +1,7 @@
 """MetricsMiddleware against a real UDP socket on loopback (no mocked StatsD)."""
 from __future__ import annotations
 
+import os
 import re
 import socket
 import sys
@@ -13,6 +14,7 @@ from cliquet_wsgi import environ as keys
 from cliquet_wsgi.errors import ConfigurationError
 from cliquet_wsgi.middlewares.metrics import MetricsMiddleware, filter_factory, statsd_prefix_for
 from cliquet_wsgi.registry import Registry
+from cliquet_wsgi.stack import wrap
 
 TIMER = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+):(?P<ms>\d+\.\d{6})\|ms$")
 
@@ -258,3 +260,22 @@ def test_filter_factory_from_ini_strings(statsd_server):
     app.get("/__heartbeat__")
     [lines] = statsd_server.datagrams(1)
     assert "ini.view.heartbeat.GET:1|c" in lines
+
+
+def test_whole_stack_with_every_monitoring_layer(statsd_server, tmp_path):
+    """The monitoring layers as wrap() stacks them (names of stack.STACK), around the protocol layers."""
+
+    def view(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    app = webtest.TestApp(wrap(view, statsd_url=statsd_server.url, statsd_prefix="stack", prometheus_enabled=True,
+                               profiler_enabled=True, profiler_dir=str(tmp_path), userid_hmac_secret="x" * 16))
+    response = app.get("/v1/__lbheartbeat__", headers={"X-Request-Id": "stack-1"})
+    assert response.headers["X-Request-Id"] == "stack-1"
+    [lines] = statsd_server.datagrams(1)
+    assert split_timer(lines) == ("stack.request.lbheartbeat.GET", ["stack.view.lbheartbeat.GET:1|c",
+                                                                    "stack.status.200:1|c"])
+    assert 'cliquet_requests_total{endpoint="lbheartbeat",method="GET",status="200"} 1.0' in app.get(
+        "/__metrics__").text
+    assert sorted(name.split(".")[1] for name in os.listdir(tmp_path)) == ["__metrics__", "v1"]
