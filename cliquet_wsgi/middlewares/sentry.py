@@ -167,6 +167,9 @@ class SentryMiddleware:
         if keys.REGISTRY not in environ:
             environ[keys.REGISTRY] = self.registry
         with self._sdk.isolation_scope() as scope:
+            # The fork inherits breadcrumbs logged outside any request (such as
+            # the previous request's summary): keep only this request's.
+            scope.clear_breadcrumbs()
             scope.add_event_processor(_request_processor(environ))
             try:
                 return self.app(environ, start_response)

@@ -122,6 +122,16 @@ def test_unhandled_error_is_reported_once_with_request_context(sentry_server):
         assert (secret if isinstance(secret, bytes) else secret.encode()) not in raw
 
 
+def test_breadcrumbs_of_other_requests_are_not_attached(sentry_server):
+    logging.getLogger("tests.sentry.outside").warning("logged outside any request")
+    app = stack(sentry_server.dsn)
+    app.get("/v1/things", status=500)
+    app.get("/v1/other", status=500)
+    first, second = sentry_server.events()
+    assert [c["message"] for c in first["breadcrumbs"]["values"]] == ["about to crash"]
+    assert [c["message"] for c in second["breadcrumbs"]["values"]] == ["about to crash"]
+
+
 def test_escaping_exception_is_reported_once_even_when_logged_again(sentry_server):
     app = stack(sentry_server.dsn, errors=False)
     with pytest.raises(RuntimeError) as caught:
