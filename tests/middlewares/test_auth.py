@@ -692,3 +692,39 @@ def test_no_plain_comparison_of_secrets():
             if re.search(r"[!=]=", code) and re.search(r"secret|token|digest|password|credential", code, re.I):
                 offending.append(f"{path.name}:{number}: {line.strip()}")
     assert offending == []
+
+
+# -- the real cache backends ---------------------------------------------------------------------
+
+
+def cache_registry(url):
+    from cliquet_wsgi.settings import load_settings
+
+    if url.startswith("memcached"):
+        from cliquet_wsgi.testing import MEMCACHED_URL, tcp_reachable
+        from cliquet_wsgi.testing import require_service
+
+        if not tcp_reachable("127.0.0.1", 11211):
+            require_service("memcached", "127.0.0.1:11211 does not answer")
+        url = MEMCACHED_URL
+    return Registry(load_settings({"cache_url": url, "cache_prefix": f"t-{time.time_ns()}:"}, environ={}))
+
+
+@pytest.mark.parametrize("cache_url", [pytest.param("memory://", id="memory"), pytest.param("memcached://", id="memcached")])
+def test_introspection_cache_with_real_backend(introspection, cache_url):
+    registry = cache_registry(cache_url)
+    introspection.tokens["tok-real"] = {"active": True, "sub": "zed"}
+    settings = {
+        "multiauth.policy.bearer.introspection_url": introspection.url,
+        "multiauth.policy.bearer.cache_ttl_seconds": 1,
+    }
+    app, _, _ = make_app(registry, multiauth_policies=["bearer"], settings=settings)
+    for _ in range(3):
+        assert app.get("/", headers={"Authorization": "Bearer tok-real"}).json["user_id"] == "bearer:zed"
+    app.get("/", headers={"Authorization": "Bearer tok-other"}, status=401)
+    app.get("/", headers={"Authorization": "Bearer tok-other"}, status=401)
+    assert introspection.hits == 2
+    introspection.tokens["tok-real"] = {"active": False}
+    time.sleep(1.2)
+    app.get("/", headers={"Authorization": "Bearer tok-real"}, status=401)
+    assert introspection.hits == 3

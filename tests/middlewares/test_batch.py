@@ -9,6 +9,8 @@ from wsgiref.validate import validator
 
 import pytest
 import webtest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cliquet_wsgi.errors import BackendError, CliquetError, error_response, not_found
 from cliquet_wsgi.middlewares import batch as batch_module
@@ -293,6 +295,57 @@ def test_registers_capability_public_setting_and_endpoint_methods():
     assert registry.endpoint_methods("/batch") == ["POST"]
 
 
+def test_one_mebibyte_of_sub_bodies_refused_by_default():
+    app, inner, _ = build()
+    body = {"requests": [{"path": "/echo", "body": {"x": "y" * 45000}}] * 25}
+    app.post_json("/v1/batch", body, status=413)
+    assert inner.calls == 0
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=12,
+)
+REQUEST_LIKE = st.fixed_dictionaries(
+    {},
+    optional={
+        "method": st.sampled_from(["GET", "get", "POST", "FOO", 1]),
+        "path": st.sampled_from(["/echo", "echo", "/batch", "//x", "/status/404", 3]) | st.text(max_size=10),
+        "headers": st.dictionaries(st.sampled_from(["X-A", "X_A", "Authorization"]), JSON_VALUES, max_size=2),
+        "body": JSON_VALUES,
+        "extra": JSON_VALUES,
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.one_of(
+        JSON_VALUES,
+        st.fixed_dictionaries(
+            {"requests": st.lists(REQUEST_LIKE, max_size=4)},
+            optional={"defaults": REQUEST_LIKE, "atomic": JSON_VALUES},
+        ),
+    )
+)
+def test_fuzzed_bodies_never_5xx(body):
+    """I1/I11: any JSON body gets a protocol answer, never a server error."""
+    app, _, _ = build(storage_url="memory://")
+    response = app.post("/v1/batch", json.dumps(body), content_type="application/json", expect_errors=True)
+    assert response.status_int in (200, 400), response.text
+    if response.status_int == 400:
+        assert response.json["errno"] == 107 and response.json["message"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(raw=st.binary(max_size=64))
+def test_fuzzed_bytes_never_5xx(raw):
+    app, _, _ = build(storage_url="memory://")
+    response = app.post("/v1/batch", raw, content_type="application/json", expect_errors=True)
+    assert response.status_int in (200, 400), response.text
+
+
 # -- dispatch ----------------------------------------------------------------------------------
 
 
@@ -505,6 +558,20 @@ def test_atomic_needs_storage():
     assert response.json["message"] == "atomic batches need a storage backend with transactions"
     # Non-atomic batches work without storage.
     assert app.post_json("/v1/batch", {"requests": [OK]}).json["responses"][0]["status"] == 200
+
+
+def test_atomic_batch_raised_error_answers_that_error(storage_url):
+    app, inner, registry = build(storage_url)
+    body = {"atomic": True, "requests": [create("a"), {"method": "POST", "path": "/items/unavailable"}]}
+    response = app.post_json("/v1/batch", body, status=503)
+    assert response.json["errno"] == 201
+    assert stored(registry, inner) == []
+
+
+def test_utf8_path_decoded_and_reported():
+    app, _, _ = build()
+    (sub,) = app.post_json("/v1/batch", {"requests": [{"path": "/caf%C3%A9"}, ]}).json["responses"]
+    assert (sub["status"], sub["path"]) == (404, "/v1/caf\u00e9")
 
 
 # -- authentication below batch --------------------------------------------------------------------
