@@ -17,9 +17,17 @@ and one datagram per backend call: ``storage.<class>.<method>`` (also
 ``cache.``, ``permission.``), timers, via the registry's backend hook.
 ``<endpoint>`` is the stable route name set by inner layers (``hello``,
 ``batch``, ``article-collection``…) or ``unmatched``: never the raw path, so
-the number of metric names stays bounded. Methods outside the HTTP set are
-counted as ``OTHER``. Every name and set value is reduced to
-``[A-Za-z0-9_.-]`` (the client raises on non-ASCII names, RELIABILITY F8).
+the number of metric names stays bounded. (Cliquet skipped ``view.*`` when no
+route matched; counting them as ``unmatched`` shows 404 floods.) Anything may
+report more timers through the registry's listeners with
+:func:`cliquet_wsgi.instrumentation.notify`, e.g. an authentication policy:
+``notify(registry.backend_listeners, "authentication", "basicauth",
+"authenticate", ms)`` gives ``authentication.basicauth.authenticate``.
+
+Methods outside the HTTP set are counted as ``OTHER``. Every name and set
+value is reduced to ``[A-Za-z0-9_.-]`` (the client raises on non-ASCII
+names, RELIABILITY F8; a ``:`` or ``|`` in a value would corrupt the line), so
+``users`` receives ``basicauth_9f2d…`` for ``basicauth:9f2d…``.
 
 Sending never raises nor blocks: the socket is non-blocking, so an absent or
 overloaded agent costs one dropped datagram.
