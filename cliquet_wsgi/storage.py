@@ -103,7 +103,10 @@ class Sort(NamedTuple):
 
     Ordering is JSON-type-aware: across types ``null < bool < number < string
     < array < object``; ``false < true``; records lacking the field sort after
-    every other value ascending (before them descending).
+    every other value ascending (before them descending). Among arrays, or
+    among objects, the order is implementation-defined.
+    :mod:`cliquet_wsgi.filtering` is the executable reference of filters,
+    sorting and pagination rules.
     """
 
     field: str
@@ -147,7 +150,9 @@ class Storage(Backend):
         UUID4). A live record with that id -> ``UnicityError("id", existing)``;
         a tombstone with that id is removed. For each of ``unique_fields`` that
         the record has (not null), another live record with an equal value ->
-        ``UnicityError(field, existing)``.
+        ``UnicityError(field, existing)``. A ``UnicityError`` changes nothing
+        and leaves an enclosing transaction usable (the request may go on,
+        e.g. to answer 200 with the existing record).
         """
 
     @abc.abstractmethod
@@ -229,11 +234,12 @@ class Storage(Backend):
           it matches **any** of them (each one AND-ed). This expresses keyset
           pagination from the last record of the previous page.
         * ``sorting`` is cumulative; ``last_modified`` descending is the
-          default order and the final tie-breaker is ``id``.
-        * ``limit`` applies last. Implementations cap it at their
-          ``storage_max_fetch_size``.
+          default order and the final tie-breaker is ``id`` ascending.
+        * ``limit`` applies last. Implementations cap it (``None`` included)
+          at their ``storage_max_fetch_size``.
         * ``include_deleted=True`` adds tombstones matching the same filters
-          (a tombstone has only ``id``, ``last_modified`` and ``deleted``).
+          (a tombstone has only ``id``, ``last_modified`` and ``deleted``, so
+          e.g. ``NOT``/``EXCLUDE`` on another field match it).
         * ``total`` is the number of **live** records matching ``filters``,
           ignoring pagination rules and limit, computed only when ``count``
           is true (else ``None``).

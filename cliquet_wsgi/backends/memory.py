@@ -11,12 +11,17 @@ transaction holds that lock from its first statement to its end, so it
 that is what makes timestamps strictly increasing and conditional writes
 (``get(for_update=True)`` then ``update``) safe, at the cost of no
 parallelism. Writes are recorded in an undo log and reverted on rollback.
+Used in a process forked after it was created (gunicorn ``--preload`` with
+several workers), the storage logs an error once: each worker would silently
+see its own copy of the data.
 """
 from __future__ import annotations
 
 import collections
 import contextlib
 import copy
+import logging
+import os
 import threading
 import time
 import uuid
@@ -30,6 +35,8 @@ from cliquet_wsgi.permission import BoundPermissions, Permission
 from cliquet_wsgi.storage import Filter, RecordNotFoundError, Sort, Storage, UnicityError
 
 __all__ = ["MemoryStorage", "MemoryCache", "MemoryPermission", "STORAGE", "CACHE", "PERMISSION"]
+
+logger = logging.getLogger(__name__)
 
 _ABSENT = object()
 Partition = tuple[str, str]
@@ -56,6 +63,7 @@ class MemoryStorage(Storage):
         self._records: dict[Partition, dict[str, dict[str, Any]]] = collections.defaultdict(dict)
         self._tombstones: dict[Partition, dict[str, dict[str, Any]]] = collections.defaultdict(dict)
         self._timestamps: dict[Partition, int] = {}
+        self._pid = os.getpid()
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> "MemoryStorage":
@@ -73,8 +81,17 @@ class MemoryStorage(Storage):
 
     # -- transactions: an undo log of (mapping, key, previous value) ----------------
 
+    def _check_process(self) -> None:
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            logger.error(
+                "Memory storage used in a forked process (pid %s): each process has its own data; "
+                "use SQLite or PostgreSQL with several workers", self._pid,
+            )
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
+        self._check_process()
         with self._lock:
             outermost = getattr(self._local, "undo", None) is None
             if outermost:

@@ -691,6 +691,8 @@ def test_limit_is_capped_by_max_fetch_size(storage, storage_url):
         assert len(records) == 3 and total == 5
         records, _ = capped.get_all("capped", PID, limit=2)
         assert len(records) == 2
+        records, _ = capped.get_all("capped", PID)
+        assert len(records) == 3
     finally:
         capped.flush()
         capped.close()

@@ -130,3 +130,16 @@ def test_permission_results_are_copies():
     permission.user_principals("alice").add("admins")
     assert permission.object_permission_principals("/o", "read") == {"alice"}
     assert permission.user_principals("alice") == {"g"}
+
+
+def test_use_after_fork_is_reported(caplog, monkeypatch):
+    storage = build("storage")
+    storage.create("c", "p", {})
+    monkeypatch.setattr(memory.os, "getpid", lambda: storage._pid + 1)
+    with caplog.at_level("ERROR", logger="cliquet_wsgi.backends.memory"):
+        storage.create("c", "p", {})
+        storage.create("c", "p", {})
+    assert [r.getMessage() for r in caplog.records].count(
+        f"Memory storage used in a forked process (pid {storage._pid}): each process has its own data; "
+        "use SQLite or PostgreSQL with several workers"
+    ) == 1
