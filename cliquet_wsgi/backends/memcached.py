@@ -30,7 +30,10 @@ misses there). After ``cache_dead_timeout_seconds`` it is put back and probed
 again. So a dead node costs at most ``cache_retry_attempts + 1`` calls of up
 to ``connect_timeout + timeout`` each per dead-timeout period, and nothing in
 between. The defaults keep that below one slow call every ten seconds per
-process while noticing a restarted node within half a minute.
+process while noticing a restarted node within half a minute. A node that
+restarts between two calls costs one failed call per process: the first
+pooled connection found closed only drops the idle ones and is not counted
+as a node failure.
 
 **Degradation** (the ``ignore_exc=True`` behaviour, applied at our boundary so
 that writes which matter can still report failure):
@@ -135,6 +138,9 @@ def _hash_client_class() -> type:
     from pymemcache.client.hash import HashClient
     from pymemcache.exceptions import MemcacheUnexpectedCloseError
 
+    # The server closed a connection we reused: maybe only the pooled connections are stale.
+    stale_connection_errors = (BrokenPipeError, ConnectionResetError, MemcacheUnexpectedCloseError)
+
     class NodeRing(HashClient):
         """``HashClient`` whose failed/dead bookkeeping is safe under threads.
 
@@ -148,6 +154,7 @@ def _hash_client_class() -> type:
 
         def __init__(self, servers: list[tuple[str, int]], **kwargs: Any) -> None:
             self._state_lock = threading.RLock()
+            self._stale_at: dict[Any, float] = {}
             super().__init__(servers, **kwargs)
 
         def add_server(self, server: Any, port: Any = None) -> None:
@@ -215,15 +222,39 @@ def _hash_client_class() -> type:
                     return default_val  # routed before the node was removed
             try:
                 result = func(*args, **kwargs)
-            except (OSError, MemcacheUnexpectedCloseError):
+            except (OSError, MemcacheUnexpectedCloseError) as exc:
                 # The pooled client already dropped the broken connection.
-                self._mark_failed_server(server)
+                if isinstance(exc, stale_connection_errors) and self._first_stale(server):
+                    self._drop_idle_connections(client)
+                else:
+                    self._mark_failed_server(server)
                 raise
             if failed is not None:
                 with self._state_lock:
                     if self._failed_clients.pop(server, None) is not None:
                         logger.warning("memcached node %s: recovered", server)
             return result
+
+        def _first_stale(self, server: Any) -> bool:
+            """Whether this closed connection is the node's first in ``retry_timeout``.
+
+            NOTE(memcached): after a memcached restart every idle pooled
+            connection is closed by the old process. Counting each as a node
+            failure would declare a healthy node dead for ``dead_timeout``; the
+            first one only makes us drop the idle connections, so a restart
+            costs one failed call per process. A second one soon after counts.
+            """
+            now = time.monotonic()
+            with self._state_lock:
+                last = self._stale_at.get(server)
+                self._stale_at[server] = now
+            return last is None or now - last > self.retry_timeout
+
+        @staticmethod
+        def _drop_idle_connections(client: Any) -> None:
+            pool = client.client_pool
+            for _ in range(len(pool.free)):
+                pool.destroy(pool.get())  # get() hands out idle ones first; destroy() closes
 
         def command(self, cmd: str, key: str, *args: Any, **kwargs: Any) -> Any:
             """Run ``cmd`` on the node owning ``key``; ``_UNAVAILABLE`` if it was not reached.

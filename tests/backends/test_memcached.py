@@ -653,3 +653,18 @@ def test_writes_with_ttl_zero_or_negative_store_nothing(spawn, caches):
     assert cache.add("live", "w", ttl=0) is False
     assert cache.incr("n", 3, ttl=0) == 3
     assert cache.get("n") is None
+
+
+def test_restart_while_idle_costs_at_most_one_call(spawn, caches):
+    node = spawn()
+    cache = caches([node.address], cache_pool_size=8, **FAST)
+    with ThreadPoolExecutor(6) as pool:  # several pooled connections, all idle afterwards
+        list(pool.map(lambda i: cache.set(f"k{i}", i), range(60)))
+    node.kill()
+    node.start()  # no call while it was down: every pooled connection is now stale
+    outcomes = [cache.get("k1") for _ in range(3)]
+    assert outcomes[1:] == [None, None]  # misses (the new process is empty), no error
+    cache.set("k1", "again")
+    assert cache.get("k1") == "again"
+    assert cache.add("fresh", 1) is True  # not declared failed or dead: writes that matter work
+    assert cache.incr("n") == 1
