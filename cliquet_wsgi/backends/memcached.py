@@ -470,7 +470,7 @@ class MemcachedCache(Cache):
                 if client.get(name) != item:
                     raise RuntimeError("value read back differs")
             except Exception as exc:
-                logger.warning("memcached node %s: heartbeat failed: %s", server, exc)
+                logger.warning("memcached node %s: heartbeat failed: %s: %s", server, type(exc).__name__, exc)
                 ok = False
         return ok
 

@@ -668,3 +668,27 @@ def test_restart_while_idle_costs_at_most_one_call(spawn, caches):
     assert cache.get("k1") == "again"
     assert cache.add("fresh", 1) is True  # not declared failed or dead: writes that matter work
     assert cache.incr("n") == 1
+
+
+def test_f5_through_the_stack_heartbeat_503_and_requests_still_served(spawn):
+    from webtest import TestApp
+
+    from cliquet_wsgi.stack import wrap
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"app": true}']
+
+    node = spawn()
+    stack = TestApp(
+        wrap(app, cache_url=f"memcached://{node.address}", userid_hmac_secret="s" * 64, **FAST)
+    )
+    response = stack.get("/v1/__heartbeat__")
+    assert (response.status, response.json["cache"]) == ("200 OK", True)
+    node.kill()
+    response = stack.get("/v1/__heartbeat__", status=503)
+    assert response.json["cache"] is False
+    assert stack.get("/v1/anything").json == {"app": True}
+    assert stack.get("/v1/").status == "200 OK"
+    node.start()
+    assert stack.get("/v1/__heartbeat__").json["cache"] is True
