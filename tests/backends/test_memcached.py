@@ -679,16 +679,21 @@ def test_f5_through_the_stack_heartbeat_503_and_requests_still_served(spawn):
         start_response("200 OK", [("Content-Type", "application/json")])
         return [b'{"app": true}']
 
+    from cliquet_wsgi.registry import Registry
+
     node = spawn()
-    stack = TestApp(
-        wrap(app, cache_url=f"memcached://{node.address}", userid_hmac_secret="s" * 64, **FAST)
-    )
-    response = stack.get("/v1/__heartbeat__")
-    assert (response.status, response.json["cache"]) == ("200 OK", True)
-    node.kill()
-    response = stack.get("/v1/__heartbeat__", status=503)
-    assert response.json["cache"] is False
-    assert stack.get("/v1/anything").json == {"app": True}
-    assert stack.get("/v1/").status == "200 OK"
-    node.start()
-    assert stack.get("/v1/__heartbeat__").json["cache"] is True
+    settings = {"cache_url": f"memcached://{node.address}", "userid_hmac_secret": "s" * 64, **FAST}
+    registry = Registry(load_settings(settings, environ={}))
+    try:
+        stack = TestApp(wrap(app, registry=registry, **settings))
+        response = stack.get("/v1/__heartbeat__")
+        assert (response.status, response.json["cache"]) == ("200 OK", True)
+        node.kill()
+        response = stack.get("/v1/__heartbeat__", status=503)
+        assert response.json["cache"] is False
+        assert stack.get("/v1/anything").json == {"app": True}
+        assert stack.get("/v1/").status == "200 OK"
+        node.start()
+        assert stack.get("/v1/__heartbeat__").json["cache"] is True
+    finally:
+        registry.close()
