@@ -8,6 +8,8 @@ so that killing "our" connections never touches another test's.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import socket
 import threading
 import time
 import uuid
@@ -36,11 +38,23 @@ PID = ""
 
 
 @pytest.fixture(scope="module")
-def url() -> str:
+def url() -> Any:
+    """A throwaway database for this module.
+
+    NOTE: other suites flush the shared test database at any moment; the
+    counts asserted here must only see this module's writes.
+    """
     parts = urlsplit(POSTGRESQL_URL)
     if not tcp_reachable(parts.hostname or "127.0.0.1", parts.port or 5432):
         require_service("postgresql", f"nothing listens on {parts.hostname}:{parts.port}")
-    return POSTGRESQL_URL
+    name = f"cliquet_pg_test_{uuid.uuid4().hex[:12]}"
+    admin = _admin(POSTGRESQL_URL)
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRESQL_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        admin.cursor().execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
 
 
 def _pool(url: str, **options: Any) -> Pool:
@@ -194,6 +208,49 @@ def test_overflow_connections_are_closed_on_checkin(url):
     pool.dispose()
 
 
+class _BlackHole:
+    """A TCP listener on 127.0.0.1 that accepts connections and never answers (RELIABILITY F4)."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.port = self.server.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        self.server.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+def test_black_holed_server_fails_within_connect_timeout_without_leaking():
+    hole = _BlackHole()
+    pool = _pool(f"postgresql://postgres@127.0.0.1:{hole.port}/test", size=2, max_overflow=0, connect_timeout=0.5)
+    storage = PostgreSQLStorage(pool)
+    try:
+        for _ in range(3):
+            started = time.monotonic()
+            with pytest.raises(BackendError):
+                storage.get_all("hole", PID, limit=10)
+            assert time.monotonic() - started < 0.5 * 1.1 + 0.1
+        assert pool.checked_out == 0
+        assert storage.ping() is False
+    finally:
+        hole.close()
+        pool.dispose()
+
+
 def test_statement_timeout_is_a_backend_error_and_the_connection_is_reused(url):
     pool = _pool(url, size=1, max_overflow=0, statement_timeout=0.2)
     started = time.monotonic()
@@ -228,7 +285,6 @@ def test_read_only_database_fails_writes_with_backend_error_but_serves_reads(url
         assert abs(storage.collection_timestamp("readonly-new", PID) - time.time() * 1000) < 5000
     finally:
         pool.dispose()
-        PostgreSQLStorage(_pool(url)).delete_all("readonly", PID, with_deleted=False)
 
 
 # -- transactions shared by storage and permission ---------------------------------------
@@ -522,7 +578,7 @@ def _filters(draw: Any, fields: list[str]) -> Filter:
 _SPY_LOCK = threading.Lock()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("CLIQUET_TEST_HYPOTHESIS_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_field_names_are_bound_never_in_sql_and_results_match_the_reference(storage, data):
     fields = data.draw(st.lists(_names, min_size=1, max_size=3, unique=True), label="fields")

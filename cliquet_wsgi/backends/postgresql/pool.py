@@ -147,7 +147,9 @@ class Pool:
         sock = socket.create_connection((p["host"], p["port"]), timeout=self.connect_timeout)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            sock.settimeout(self.io_timeout)
+            # The handshake counts as connecting: a server that accepts but
+            # never answers fails within connect_timeout.
+            sock.settimeout(self.connect_timeout)
             startup = {"TimeZone": "UTC"}
             if self.statement_timeout:
                 startup["statement_timeout"] = str(int(self.statement_timeout * 1000))
@@ -162,6 +164,7 @@ class Pool:
         except BaseException:
             sock.close()
             raise
+        sock.settimeout(self.io_timeout)
         raw.autocommit = True
         return _Conn(raw, sock)
 
