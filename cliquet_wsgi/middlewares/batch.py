@@ -104,7 +104,7 @@ class BatchMiddleware:
       * ``retry_after_seconds``, ``error_info_link``: for rendering 503/500 of sub-requests.
     Environ: reads ``PATH_INFO``/``SCRIPT_NAME`` (after the version layer, or ``/v1/batch`` alone),
     the request headers; sets in each sub-request ``cliquet.batch`` (shared dict: ``size``,
-    ``atomic``), ``cliquet.memo`` (shared with the parent), ``cliquet.log_context`` (its own);
+    ``atomic``, ``parent_headers`` = the batch request's ``HTTP_*`` keys), ``cliquet.memo`` (shared with the parent), ``cliquet.log_context`` (its own);
     sets ``batch_size`` in the parent's ``cliquet.log_context``.
     Needs: below version/errors/CORS (one EOS check, one CORS decoration); above auth and resources.
 
@@ -312,7 +312,11 @@ class BatchMiddleware:
             log_context["batch_size"] = len(requests)
         if environ.get(keys.MEMO) is None:
             environ[keys.MEMO] = {}
-        context = _Context(self, environ, inline, {"size": len(requests), "atomic": atomic})
+        # ``parent_headers``: the batch request's own headers, for layers below that must
+        # not trust a header a sub-request can set (a trusted-proxy user header).
+        parent_headers = {k: v for k, v in environ.items() if k.startswith("HTTP_")}
+        shared = {"size": len(requests), "atomic": atomic, "parent_headers": parent_headers}
+        context = _Context(self, environ, inline, shared)
         responses: list[dict[str, Any]] = []
         try:
             with storage.transaction() if storage is not None else nullcontext():

@@ -386,7 +386,9 @@ def test_subrequest_environ_and_response():
         "content_type": "application/json; charset=utf-8",
         "headers": {"HTTP_AUTHORIZATION": "Bearer parent", "HTTP_X_PARENT": "p", "HTTP_X_BOTH": "request",
                     "HTTP_X_DEFAULT": "d"},
-        "batch": {"size": 1, "atomic": False},
+        "batch": {"size": 1, "atomic": False, "parent_headers": {
+            "HTTP_AUTHORIZATION": "Bearer parent", "HTTP_X_PARENT": "p", "HTTP_X_BOTH": "parent",
+            "HTTP_HOST": "localhost:80"}},
         "version_prefix": "/v1",
         "path_orig": ["", "/v1/echo"],
         "user_id": None,
@@ -591,6 +593,20 @@ def test_each_subrequest_authenticated_on_its_own(storage_url):
     assert responses[2]["body"]["user_id"] is None
     assert stored(registry, inner, alice) == ["from-alice"]
     assert stored(registry, inner, bob) == ["from-bob"]
+
+
+def test_trusted_proxy_user_header_cannot_be_forged_in_a_subrequest():
+    registry = Registry(load_settings({}, environ={}))
+    settings = {"multiauth.policy.remoteuser.trusted_proxies": "10.0.0.1"}
+    app = AuthMiddleware(validator(ItemsApp(registry, "x")), registry=registry, multiauth_policies=["remoteuser"],
+                         settings=settings)
+    app = webtest.TestApp(VersionShim(BatchMiddleware(app, registry=registry)))
+    body = {"requests": [OK, {"path": "/echo", "headers": {"X-Remote-User": "admin"}}]}
+    proxied = {"REMOTE_ADDR": "10.0.0.1"}
+    responses = app.post_json("/v1/batch", body, headers={"X-Remote-User": "carol"}, extra_environ=proxied).json
+    assert [r["body"]["user_id"] for r in responses["responses"]] == ["remoteuser:carol", None]
+    responses = app.post_json("/v1/batch", body, extra_environ=proxied).json
+    assert [r["body"]["user_id"] for r in responses["responses"]] == [None, None]
 
 
 def test_principals_looked_up_once_per_user_per_batch():

@@ -11,17 +11,21 @@ one of ``trusted_proxies`` (``REMOTE_ADDR``), and the policy refuses to start
 without that list. The proxy itself MUST remove any incoming copy of the
 header from clients, and the application port must not be reachable directly.
 If the application runs behind several proxy hops, ``REMOTE_ADDR`` is the last
-hop: list that one.
+hop: list that one. In a batch sub-request only the value the proxy put on the
+batch request itself is trusted (a sub-request's own headers come from the
+client's JSON body, which the proxy never inspects).
 
 Options: ``header`` (default ``X-Remote-User``), ``trusted_proxies`` (IPs,
 space- or comma-separated).
 """
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import re
 from typing import Any, Mapping
 
+from cliquet_wsgi import environ as keys
 from cliquet_wsgi.errors import ConfigurationError
 from cliquet_wsgi.middlewares.auth.base import AuthenticationPolicy
 from cliquet_wsgi.settings import as_list
@@ -65,6 +69,14 @@ class RemoteUserPolicy(AuthenticationPolicy):
         value = environ.get(self._key)
         if not value or not self._trusted(environ):
             return None
+        batch = environ.get(keys.BATCH)
+        if batch is not None:
+            # A batch sub-request carries headers chosen by the client in the JSON
+            # body, behind the proxy's back: only the proxy's own value (the one on
+            # the batch request itself) is trusted.
+            parent = (batch.get("parent_headers") or {}).get(self._key) if isinstance(batch, dict) else None
+            if parent is None or not hmac.compare_digest(parent.encode("latin-1"), value.encode("latin-1")):
+                return None
         value = value.strip()
         if not value or len(value) > _MAX_NAME_CHARS or not value.isprintable():
             return None
