@@ -357,7 +357,8 @@ def compile_filter(flt: Filter) -> SQL:
         present = f"(coalesce({field.type_sql}, 'null') != 'null')", list(field.type_params)
         return present if value else _negate(present)
     if op is COMPARISON.LIKE:
-        needle = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+        needle = value if isinstance(value, str) else json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return field.typed(f"cliquet_like({field.value_sql}, ?)", field.value_params + [needle], "('text')")
     if op in (COMPARISON.CONTAINS, COMPARISON.CONTAINS_ANY):
         if field.field in ("id", "last_modified"):

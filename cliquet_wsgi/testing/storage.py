@@ -917,6 +917,75 @@ def test_concurrent_create_of_same_id_exactly_one_wins(storage):
     assert sorted(outcomes) == ["conflict"] * (contenders - 1) + ["created"]
 
 
+@pytest.mark.concurrency
+def test_concurrent_delete_and_update_leave_a_record_or_a_tombstone(storage):
+    contenders, rounds = 10, 4
+    for round_number in range(rounds):
+        object_id = f"race-{round_number}"
+        storage.create(CID, PID, {"id": object_id})
+        writes: list[tuple[int, str]] = []
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(contenders)
+
+        def contender(index: int) -> None:
+            try:
+                barrier.wait()
+                with storage.transaction():
+                    storage.get(CID, PID, object_id, for_update=True)
+                    if index % 2:
+                        writes.append((storage.update(CID, PID, object_id, {"by": index})["last_modified"], "update"))
+                    else:
+                        writes.append((storage.delete(CID, PID, object_id)["last_modified"], "delete"))
+            except RecordNotFoundError:
+                pass
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=contender, args=(n,)) for n in range(contenders)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
+        entries = [r for r in storage.get_all(CID, PID, include_deleted=True)[0] if r["id"] == object_id]
+        assert len(entries) == 1, entries
+        last_timestamp, last_kind = max(writes)
+        assert len({ts for ts, _ in writes}) == len(writes)
+        assert entries[0]["last_modified"] == last_timestamp
+        assert entries[0].get("deleted", False) is (last_kind == "delete")
+
+
+@pytest.mark.concurrency
+def test_delete_all_while_records_are_written(storage):
+    writers, per_writer = 4, 40
+    created: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+    def writer() -> None:
+        try:
+            for _ in range(per_writer):
+                created.append(storage.create(CID, PID, {}))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(writers)]
+    for thread in threads:
+        thread.start()
+    tombstones: list[dict[str, Any]] = []
+    while any(t.is_alive() for t in threads):
+        tombstones.extend(storage.delete_all(CID, PID))
+    for thread in threads:
+        thread.join()
+    tombstones.extend(storage.delete_all(CID, PID))
+    assert not errors, errors
+    assert sorted(t["id"] for t in tombstones) == sorted(r["id"] for r in created)
+    by_id = {r["id"]: r for r in created}
+    assert all(t["last_modified"] > by_id[t["id"]]["last_modified"] for t in tombstones)
+    entries, total = storage.get_all(CID, PID, include_deleted=True, count=True)
+    assert total == 0
+    assert sorted(e["id"] for e in entries) == sorted(by_id)
+    assert all(e["deleted"] is True for e in entries)
+
+
 def _process_writer(url: str, cid: str, count: int, start: Any, results: Any) -> None:
     """Runs in a child process: its own backend built from the URL."""
     from cliquet_wsgi.registry import build_backend
