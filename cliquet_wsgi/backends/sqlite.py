@@ -28,11 +28,18 @@ How it works:
   ``"``, ``\\`` or control characters, equality with arrays or objects) is
   filtered by :mod:`cliquet_wsgi.filtering` in Python, before the limit.
 
+The schema is created on first use; :meth:`initialize_schema` does it
+explicitly and reports what it did (``metadata`` holds one
+``<kind>_schema_version`` row per kind).
+
 Limits: one machine (the file must be on a local disk; network filesystems
-break SQLite's locking and are unsupported), one writer at a time (a few
-hundred small writes per second), long transactions block every other
-writer. Use PostgreSQL beyond that. ``sqlite3.Error`` becomes
-``BackendError`` at one boundary (:meth:`_Database.cursor`).
+break SQLite's locking and are unsupported); one writer at a time (measured
+on a 2-core machine: about 6,000 small creates per second from one thread,
+5,500 from eight); a :meth:`SQLiteStorage.transaction` takes the write lock
+when it starts, even if it only reads, and blocks every other writer until
+it ends, so keep transactions short and do not wrap read-only requests in
+one. Use PostgreSQL beyond that. ``sqlite3.Error`` becomes ``BackendError``
+at one boundary (``_Database._begin``), which every statement goes through.
 """
 from __future__ import annotations
 
