@@ -645,24 +645,49 @@ def test_remoteuser_custom_header():
 # -- a real Django application below ------------------------------------------------------------
 
 
-def test_django_remote_user_sees_authenticated_user():
-    pytest.importorskip("django")
-    from tests.apps import django_remote_user
+DJANGO_SCRIPT = """
+import json, sys
+import webtest
+from cliquet_wsgi.middlewares.auth import AuthMiddleware
+from cliquet_wsgi.registry import Registry
+from tests.apps import django_remote_user
 
-    with django_remote_user.django_settings():
-        django_app = django_remote_user.make_application()
-        app = webtest.TestApp(
-            AuthMiddleware(django_app, registry=Registry(), userid_hmac_secret=SECRET, settings={})
-        )
-        user_id = "basicauth:" + basicauth_user_id(SECRET, "mat", "1")
-        response = app.get("/whoami", headers={"Authorization": basic("mat:1")})
-        assert response.json == {"username": user_id, "is_authenticated": True}
+with django_remote_user.django_settings():
+    app = webtest.TestApp(AuthMiddleware(django_remote_user.make_application(), registry=Registry(),
+                                         userid_hmac_secret=sys.argv[1], settings={}))
+    auth = {"Authorization": sys.argv[2]}
+    print(json.dumps([
+        app.get("/whoami", headers=auth).json,
+        app.get("/whoami", headers=auth, extra_environ={"REMOTE_USER": "admin"}).json,
+        app.get("/whoami", extra_environ={"REMOTE_USER": "admin"}).json,
+    ]))
+"""
+
+
+def test_django_remote_user_sees_authenticated_user():
+    """A real Django app with RemoteUserMiddleware + RemoteUserBackend below the auth layer.
+
+    Run in a fresh interpreter: Django settings are process-global and other test
+    modules configure them differently.
+    """
+    pytest.importorskip("django")
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-c", DJANGO_SCRIPT, SECRET, basic("mat:1")],
+        cwd=root, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    user_id = "basicauth:" + basicauth_user_id(SECRET, "mat", "1")
+    assert json.loads(result.stdout) == [
+        {"username": user_id, "is_authenticated": True},
         # A spoofed REMOTE_USER is replaced by the authenticated user ...
-        response = app.get("/whoami", headers={"Authorization": basic("mat:1")}, extra_environ={"REMOTE_USER": "admin"})
-        assert response.json == {"username": user_id, "is_authenticated": True}
+        {"username": user_id, "is_authenticated": True},
         # ... and removed for an anonymous request.
-        response = app.get("/whoami", extra_environ={"REMOTE_USER": "admin"})
-        assert response.json == {"username": "", "is_authenticated": False}
+        {"username": "", "is_authenticated": False},
+    ]
 
 
 # -- paste and static checks --------------------------------------------------------------
