@@ -86,10 +86,12 @@ def test_credentials_everywhere_are_not_logged(app, log):
     records = log.records
     assert len([r for r in records if r.name == "cliquet_wsgi.request.summary"
                 and r.mozlog_type == "subrequest.summary"]) == 2
-    summaries = [r for r in records if r.name == "cliquet_wsgi.request.summary" and r.mozlog_type == "request.summary"]
+    summaries = [r for r in records
+                 if r.name == "cliquet_wsgi.request.summary" and r.mozlog_type == "request.summary"]
     assert summaries[-1].fields["batch_size"] == 2
     summaries = summaries[:-1]
-    assert [s.fields["authn_type"] for s in summaries] == ["basicauth", "basicauth", None, None, None, "basicauth", None]
+    assert [s.fields["authn_type"] for s in summaries] == [
+        "basicauth", "basicauth", None, None, None, "basicauth", None]
     assert summaries[5].fields["querystring"] == {
         "password": "[redacted]", "access_token": "[redacted]", "_limit": "2"}
     assert_clean(records)
