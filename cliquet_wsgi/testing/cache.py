@@ -98,10 +98,10 @@ def test_set_without_ttl_clears_previous_ttl(cache):
 
 
 def test_entries_expire(cache):
-    cache.set("short", "v", ttl=0.3)
+    cache.set("short", "v", ttl=0.6)
     cache.set("long", "v", ttl=60)
     assert cache.get("short") == "v"
-    time.sleep(0.5)
+    time.sleep(0.8)
     assert cache.get("short") is None
     assert cache.ttl("short") == -1
     assert cache.get("long") == "v"
