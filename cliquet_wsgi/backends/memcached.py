@@ -89,14 +89,18 @@ compare-and-swap and are atomic.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
 import re
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any, Mapping
 from urllib.parse import urlsplit
+
+import msgpack
 
 from cliquet_wsgi.cache import Cache
 from cliquet_wsgi.errors import BackendError, ConfigurationError
@@ -133,10 +137,16 @@ class NodeUnavailableError(BackendError):
 _UNAVAILABLE = object()
 
 
-def _hash_client_class() -> type:
-    """Build the thread-safe ring class lazily: pymemcache is an optional driver."""
+@functools.lru_cache(maxsize=None)
+def _driver() -> SimpleNamespace:
+    """pymemcache, imported on first use (an optional driver), and our ring class built on it."""
+    from pymemcache import exceptions
     from pymemcache.client.hash import HashClient
-    from pymemcache.exceptions import MemcacheUnexpectedCloseError
+
+    return SimpleNamespace(ring_class=_ring_class(HashClient, exceptions.MemcacheUnexpectedCloseError), errors=exceptions)
+
+
+def _ring_class(HashClient: type, MemcacheUnexpectedCloseError: type) -> type:
 
     # The server closed a connection we reused: maybe only the pooled connections are stale.
     stale_connection_errors = (BrokenPipeError, ConnectionResetError, MemcacheUnexpectedCloseError)
@@ -349,14 +359,14 @@ class MemcachedCache(Cache):
                 f"{MAX_PREFIX_BYTES} bytes for memcached, got {prefix!r}"
             )
         try:
-            ring_class = _hash_client_class()
+            self._driver = _driver()
         except ImportError as exc:
             raise ConfigurationError(f"The memcached cache needs pymemcache (pip install pymemcache): {exc}") from None
         self.prefix = prefix
         self.servers = list(servers)
         #: Atomic delete with meta commands; cleared on the first server that lacks them.
         self._meta_delete = True
-        self._ring = ring_class(
+        self._ring = self._driver.ring_class(
             self.servers,
             serde=_FlagsSerde(),
             connect_timeout=connect_timeout,
@@ -391,11 +401,9 @@ class MemcachedCache(Cache):
     # -- the one boundary where driver errors are translated ------------------------
 
     def _command(self, cmd: str, name: str, *args: Any, **kwargs: Any) -> Any:
-        from pymemcache.exceptions import MemcacheUnexpectedCloseError
-
         try:
             result = self._ring.command(cmd, name, *args, **kwargs)
-        except (OSError, MemcacheUnexpectedCloseError) as exc:
+        except (OSError, self._driver.errors.MemcacheUnexpectedCloseError) as exc:
             raise NodeUnavailableError(exc) from exc
         except RuntimeError as exc:
             # pymemcache's pool refuses a connection above cache_pool_size.
@@ -419,8 +427,6 @@ class MemcachedCache(Cache):
 
     @staticmethod
     def _envelope(value: Any, expiry: float | None) -> tuple[int, bytes]:
-        import msgpack
-
         return ENVELOPE_FLAGS, msgpack.packb({"v": value, "e": expiry}, use_bin_type=True)
 
     def _counter_or_envelope(self, number: int, expiry: float | None) -> tuple[tuple[int, bytes], int]:
@@ -433,8 +439,6 @@ class MemcachedCache(Cache):
     @staticmethod
     def _decode(item: Any) -> tuple[Any, float | None] | None:
         """``(flags, data)`` -> ``(value, expiry)``, or ``None`` if missing, expired or not ours."""
-        import msgpack
-
         if item is None:
             return None
         flags, data = item
@@ -538,8 +542,6 @@ class MemcachedCache(Cache):
         raise BackendError(None, f"memcached: add of {name!r} lost {_CAS_ATTEMPTS} races")
 
     def incr(self, key: str, delta: int = 1, ttl: float | None = None) -> int:
-        from pymemcache.exceptions import MemcacheClientError
-
         if isinstance(delta, bool) or not isinstance(delta, int):
             raise TypeError(f"delta must be an int, got {delta!r}")
         name = self._name(key)
@@ -553,7 +555,7 @@ class MemcachedCache(Cache):
                 raise
             except BackendError as exc:
                 # memcached refuses to incr a non-decimal item: the key holds an envelope.
-                if not isinstance(exc.original, MemcacheClientError):
+                if not isinstance(exc.original, self._driver.errors.MemcacheClientError):
                     raise
                 result = self._incr_envelope(key, name, delta, ttl)
                 if result is not None:
@@ -592,8 +594,6 @@ class MemcachedCache(Cache):
         raise BackendError(None, f"memcached: incr of {name!r} lost {_CAS_ATTEMPTS} races")
 
     def delete(self, key: str) -> Any:
-        from pymemcache.exceptions import MemcacheUnknownCommandError
-
         name = self._name(key)
         if not self._meta_delete:
             found = self._read(name)
@@ -607,7 +607,7 @@ class MemcachedCache(Cache):
                 # Keys are printable ASCII without spaces: safe in a command line.
                 reply = self._command("raw_command", name, f"md {name} C{int(cas)}".encode("ascii"), b"\r\n")
             except BackendError as exc:
-                if not isinstance(exc.original, MemcacheUnknownCommandError):
+                if not isinstance(exc.original, self._driver.errors.MemcacheUnknownCommandError):
                     raise
                 logger.warning("memcached: no meta commands (memcached < 1.6): delete is not atomic")
                 self._meta_delete = False

@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -209,6 +210,18 @@ def test_bad_url_fails_at_startup(url):
 def test_bad_prefix_fails_at_startup(prefix):
     with pytest.raises(ConfigurationError, match="cache_prefix"):
         MemcachedCache([("127.0.0.1", 1)], prefix=prefix)
+
+
+def test_missing_driver_is_a_configuration_error(monkeypatch):
+    from cliquet_wsgi.backends import memcached
+
+    memcached._driver.cache_clear()
+    monkeypatch.setitem(sys.modules, "pymemcache", None)
+    try:
+        with pytest.raises(ConfigurationError, match="pip install pymemcache"):
+            MemcachedCache.from_settings(load_settings({"cache_url": "memcached://127.0.0.1:1"}, environ={}))
+    finally:
+        memcached._driver.cache_clear()
 
 
 def test_registry_picks_the_class_by_scheme():
