@@ -20,6 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import msgpack
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from pymemcache.client.base import Client
 
 from cliquet_wsgi.backends.memcached import (
@@ -452,6 +455,45 @@ def test_delete_without_meta_commands_falls_back_to_get_then_delete(spawn, cache
     cache.set("token", "v")
     assert cache.delete("token") == "v"
     assert cache.delete("token") is None
+
+
+
+@pytest.fixture(scope="module")
+def shared_node(memcached_binary):
+    node = MemcachedProcess(memcached_binary).start()
+    yield node
+    node.kill()
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False) | st.text() | st.binary(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@given(key=st.text(max_size=300), value=JSONISH)
+def test_any_key_and_value_round_trip(shared_node, key, value):
+    cache = MemcachedCache([("127.0.0.1", shared_node.port)], prefix="prop:", pool_size=2)
+    try:
+        cache.set(key, value, ttl=30)
+        assert cache.get(key) == value
+        assert cache.delete(key) == value
+        assert cache.get(key) is None
+    finally:
+        cache.close()
+
+
+@given(keys=st.lists(st.text(max_size=300), unique=True, max_size=30))
+def test_key_names_are_one_to_one(keys):
+    cache = MemcachedCache([("127.0.0.1", 1)], prefix="p:")
+    try:
+        names = [cache._name(key) for key in keys]
+        assert len(set(names)) == len(keys)
+        assert all(len(name.encode()) <= 250 and " " not in name for name in names)
+    finally:
+        cache.close()
 
 
 # -- F5: the node is killed ------------------------------------------------------------
