@@ -126,7 +126,8 @@ def observe(
     response lazily (a generator) gets its iterable wrapped, and ``done`` runs
     when the server closes it. If ``app`` raises, ``done(None or status, exc)``
     runs and the exception propagates. ``extra_headers`` are appended to the
-    response headers.
+    response headers. An exception raised by ``done`` is logged, never
+    propagated.
     """
     statuses: list[str] = []
 
@@ -141,12 +142,20 @@ def observe(
     try:
         result = app(environ, observing_start_response)
     except BaseException as exc:
-        done(statuses[-1] if statuses else None, exc)
+        _call_done(done, statuses[-1] if statuses else None, exc)
         raise
     if statuses:
-        done(statuses[-1], None)
+        _call_done(done, statuses[-1], None)
         return result
     return _ObservedIterable(result, statuses, done)
+
+
+def _call_done(done: DoneCallback, status: "str | None", exc: "BaseException | None") -> None:
+    try:
+        done(status, exc)
+    except Exception:
+        # NOTE: a monitoring bug must not turn a good response into an error.
+        logger.exception("Response observer %r failed", done)
 
 
 class _ObservedIterable:
@@ -181,4 +190,4 @@ class _ObservedIterable:
         finally:
             done, self._done = self._done, None
             if done is not None:
-                done(self._statuses[-1] if self._statuses else None, self._error)
+                _call_done(done, self._statuses[-1] if self._statuses else None, self._error)

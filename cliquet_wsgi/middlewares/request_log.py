@@ -61,6 +61,8 @@ REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._\-]{1,128}")
 #: Querystring parameters whose values are logged (the protocol's own).
 LOGGED_QUERY_VALUES = frozenset({"_since", "_before", "_to", "_limit", "_sort", "_fields"})
 REDACTED = "[redacted]"
+#: Longest path or User-Agent logged (a 64 KiB path must not make a 64 KiB line).
+_MAX_FIELD = 2048
 
 #: (request id, Logger name) of the request being handled in this thread/task.
 _current: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
@@ -172,7 +174,12 @@ def _code(status: str | None) -> int:
 
 def _errno(environ: dict) -> int | None:
     errno = environ.get(keys.ERRNO)
-    return int(errno) if errno is not None else None
+    if errno is None:
+        return None
+    try:
+        return int(errno)
+    except (TypeError, ValueError):
+        return None
 
 
 def new_request_id() -> str:
@@ -203,9 +210,10 @@ def _log_summary(logger: logging.Logger, environ: dict, request_id: str, path: s
                  logger_name: str) -> None:
     user_id = environ.get(keys.USER_ID)
     query = environ.get("QUERY_STRING")
+    agent = environ.get("HTTP_USER_AGENT")
     fields: dict[str, Any] = {
-        "agent": environ.get("HTTP_USER_AGENT"),
-        "path": path,
+        "agent": agent[:_MAX_FIELD] if agent else None,
+        "path": path[:_MAX_FIELD],
         "method": environ.get("REQUEST_METHOD"),
         "querystring": _querystring(query) if query else {},
         "lang": environ.get("HTTP_ACCEPT_LANGUAGE"),
@@ -227,7 +235,8 @@ def _log_summary(logger: logging.Logger, environ: dict, request_id: str, path: s
     # PERF: what logger.info(..., extra=...) does, minus findCaller's stack
     # walk and the checks of extra keys (about 3 µs of the 10 µs budget).
     record = logging.getLogRecordFactory()(
-        logger.name, _INFO, __file__, 0, "%s %s %s %sms", (fields["method"], path, fields["code"], fields["t"]),
+        logger.name, _INFO, __file__, 0, "%s %s %s %sms",
+        (fields["method"], fields["path"], fields["code"], fields["t"]),
         None, "_log_summary",
     )
     record.mozlog_type = "request.summary"

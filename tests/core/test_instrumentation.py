@@ -170,3 +170,15 @@ def test_raising_app():
     with pytest.raises(ZeroDivisionError):
         observe(app, {}, lambda *a: None, lambda status, exc: done.append((status, type(exc))))
     assert done == [(None, ZeroDivisionError)]
+
+
+def test_failing_observer_never_breaks_the_response(caplog):
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    def broken(status, exc):
+        raise KeyError("observer bug")
+
+    assert observe(app, {}, lambda *a: None, broken) == [b"ok"]
+    assert [r.getMessage().split(" ")[0] for r in caplog.records if r.levelname == "ERROR"] == ["Response"]

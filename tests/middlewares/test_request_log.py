@@ -345,3 +345,19 @@ def test_filter_factory_passes_project_name(summaries):
     app = webtest.TestApp(filter_factory({}, project_name="shop", registry_name="rl-test")(validator(make_app())))
     app.get("/v1/")
     assert summaries()[0].mozlog_logger == "shop"
+
+
+def test_huge_path_and_agent_are_truncated(summaries):
+    path = "/v1/" + "a" * 5000
+    build(make_app()).get(path, headers={"User-Agent": "b" * 5000}, expect_errors=True)
+    [record] = summaries()
+    assert record.fields["path"] == path[:2048]
+    assert record.fields["agent"] == "b" * 2048
+    assert len(record.getMessage()) < 2100
+
+
+def test_odd_errno_does_not_break_the_response(summaries):
+    response = build(make_app({keys.ERRNO: "not-a-number"})).get("/v1/")
+    assert response.body == b"ok"
+    [record] = summaries()
+    assert record.fields["errno"] is None
