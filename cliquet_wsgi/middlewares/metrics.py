@@ -34,7 +34,6 @@ overloaded agent costs one dropped datagram.
 """
 from __future__ import annotations
 
-import logging
 import re
 import time
 from typing import Any, Callable, Iterable
@@ -49,8 +48,6 @@ from cliquet_wsgi.settings import DEFAULTS
 
 #: Methods counted under their own name; anything else is ``OTHER``.
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-logger = logging.getLogger(__name__)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 _MAX_NAME = 200
@@ -166,17 +163,10 @@ class MetricsMiddleware:
         start = _perf_counter()
 
         def done(status: str | None, exc: BaseException | None) -> None:
-            self._send_request_metrics(environ, status, exc, (_perf_counter() - start) * 1000.0)
+            # observe() logs (never raises) whatever this may raise.
+            self._send(environ, status, exc, (_perf_counter() - start) * 1000.0)
 
         return observe(self.app, environ, start_response, done)
-
-    def _send_request_metrics(self, environ: dict, status: str | None, exc: BaseException | None,
-                              duration_ms: float) -> None:
-        try:
-            self._send(environ, status, exc, duration_ms)
-        except Exception:
-            # NOTE: a monitoring bug must not turn a good response into an error.
-            logger.exception("Could not send request metrics")
 
     def _send(self, environ: dict, status: str | None, exc: BaseException | None, duration_ms: float) -> None:
         method = environ.get("REQUEST_METHOD", "")
