@@ -32,7 +32,8 @@ Decisions (documented because logs outlive code):
   headers), otherwise a uuid4 hex is generated; it is echoed in the response.
 * The summary is emitted when the inner app has returned (or, for a lazily
   started response, when the server closes its body); ``t`` is the time
-  until then, in ms.
+  until then, in ms. Records logged while a streamed body is being iterated
+  (after the app returned) do not carry the request id.
 """
 from __future__ import annotations
 
