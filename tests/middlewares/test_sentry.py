@@ -19,6 +19,7 @@ from cliquet_wsgi.middlewares.errors import ErrorsMiddleware
 from cliquet_wsgi.middlewares.request_log import RequestLogMiddleware
 from cliquet_wsgi.middlewares.sentry import SentryMiddleware, filter_factory, strip_sensitive_headers
 from cliquet_wsgi.registry import Registry
+from cliquet_wsgi.stack import wrap
 from tests.secrets import BASIC_AUTH_USERS, TOKENS, basic_header
 
 AUTHORIZATION = basic_header(*BASIC_AUTH_USERS[0])
@@ -201,3 +202,25 @@ def test_filter_factory(sentry_server):
     [event] = sentry_server.events()
     assert event["environment"] == "ini"
     assert event["request"]["url"] == "http://localhost:80/v1/x"
+
+
+def test_default_stack_reports_each_failure_once(sentry_server):
+    """Through wrap(): errors and batch both log failures; one event per failure, none for the rest."""
+
+    def view(environ, start_response):
+        if environ["PATH_INFO"].endswith("/crash"):
+            raise RuntimeError("view crashed")
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b"{}"]
+
+    app = webtest.TestApp(wrap(view, sentry_dsn=sentry_server.dsn, userid_hmac_secret="x" * 16))
+    app.get("/v1/things/crash", headers={"Authorization": AUTHORIZATION}, status=500)
+    app.get("/v1/things", headers={"Authorization": AUTHORIZATION}, status=200)
+    app.post_json("/v1/batch", {"requests": [{"method": "GET", "path": "/things/crash"},
+                                             {"method": "GET", "path": "/things"}]},
+                  headers={"Authorization": AUTHORIZATION}, expect_errors=True)
+    events = sentry_server.events()
+    assert [e["request"]["url"] for e in events] == [
+        "http://localhost:80/v1/things/crash", "http://localhost:80/v1/batch"]
+    assert [e["exception"]["values"][-1]["type"] for e in events] == ["RuntimeError", "RuntimeError"]
+    assert AUTHORIZATION.split()[1].encode() not in b"".join(sentry_server.bodies)
