@@ -1,0 +1,96 @@
+"""The reference filter/sort module on its own (the storage contract suite exercises it through memory)."""
+from __future__ import annotations
+
+import pytest
+
+from cliquet_wsgi import filtering
+from cliquet_wsgi.storage import COMPARISON, Filter, Sort
+
+
+@pytest.mark.parametrize(
+    ("record", "field", "expected"),
+    [
+        pytest.param({"a": {"b": 1}}, "a.b", 1, id="dotted"),
+        pytest.param({"a": {"b": None}}, "a.b", None, id="null-is-a-value"),
+        pytest.param({"a": [{"b": 1}]}, "a.b", filtering.MISSING, id="through-array"),
+        pytest.param({"a": "text"}, "a.b", filtering.MISSING, id="through-string"),
+        pytest.param({"a.b": 1}, "a.b", filtering.MISSING, id="dots-always-split"),
+        pytest.param({}, "a", filtering.MISSING, id="missing"),
+    ],
+)
+def test_resolve(record, field, expected):
+    assert filtering.resolve(record, field) == expected
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "equal"),
+    [
+        pytest.param(1, 1.0, True, id="int-float"),
+        pytest.param(1, True, False, id="int-bool"),
+        pytest.param(0, False, False, id="zero-false"),
+        pytest.param("1", 1, False, id="str-int"),
+        pytest.param([1, [True]], [1.0, [True]], True, id="nested-list"),
+        pytest.param([1], [True], False, id="list-int-bool"),
+        pytest.param({"a": 1}, {"a": True}, False, id="dict-int-bool"),
+        pytest.param({"a": 1, "b": 2}, {"b": 2, "a": 1}, True, id="dict-order"),
+        pytest.param(None, None, True, id="null"),
+    ],
+)
+def test_json_equal(a, b, equal):
+    assert filtering.json_equal(a, b) is equal
+
+
+@pytest.mark.parametrize(
+    ("value", "needle", "expected"),
+    [
+        pytest.param("Hello World", "o w", True, id="substring-case-insensitive"),
+        pytest.param("Hello", "h*o", True, id="wildcard"),
+        pytest.param("Hello", "h*x", False, id="wildcard-miss"),
+        pytest.param("100%", "0%", True, id="percent-literal"),
+        pytest.param("abc", "a%", False, id="percent-not-wildcard"),
+        pytest.param("a_c", "_", True, id="underscore-literal"),
+        pytest.param("abc", "_", False, id="underscore-not-wildcard"),
+        pytest.param("a.c", ".", True, id="regex-chars-literal"),
+        pytest.param("abc", ".", False, id="dot-not-any"),
+        pytest.param(12, "1", False, id="numbers-never-like"),
+        pytest.param("x12", 12, True, id="number-needle-as-text"),
+        pytest.param("ÉTÉ", "été", True, id="unicode-case"),
+    ],
+)
+def test_like(value, needle, expected):
+    assert filtering.like(value, needle) is expected
+
+
+def test_match_and_rules():
+    record = {"id": "r", "n": 2, "tags": ["a"]}
+    assert filtering.match(record, [Filter("n", 1, COMPARISON.GT), Filter("tags", ["a"], COMPARISON.CONTAINS)])
+    assert not filtering.match(record, [Filter("n", 1, COMPARISON.GT), Filter("n", 2, COMPARISON.LT)])
+    assert filtering.match_rules(record, [])
+    assert filtering.match_rules(record, [[Filter("n", 5, COMPARISON.EQ)], [Filter("id", "r", COMPARISON.EQ)]])
+    assert not filtering.match_rules(record, [[Filter("n", 5, COMPARISON.EQ)]])
+
+
+def test_apply_default_sort_ties_and_limit():
+    records = [{"id": "b", "last_modified": 1}, {"id": "a", "last_modified": 1}, {"id": "c", "last_modified": 3}]
+    assert [r["id"] for r in filtering.apply(records)] == ["c", "a", "b"]
+    assert [r["id"] for r in filtering.apply(records, sorting=[Sort("id", -1)], limit=2)] == ["c", "b"]
+
+
+def test_sort_descending_puts_missing_first():
+    records = [{"id": "1", "v": 1}, {"id": "2"}, {"id": "3", "v": "x"}]
+    assert [r["id"] for r in filtering.apply(records, sorting=[Sort("v", -1)])] == ["2", "3", "1"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "object_id", "matches"),
+    [
+        pytest.param("/articles/*", "/articles/a1", True, id="one-segment"),
+        pytest.param("/articles/*", "/articles/a1/comments/c1", False, id="star-stops-at-slash"),
+        pytest.param("/articles/*", "/articles/", True, id="empty-segment"),
+        pytest.param("/a?/*", "/ab/x", False, id="question-mark-literal"),
+        pytest.param("/a.c", "/abc", False, id="dot-literal"),
+        pytest.param("/*/x", "/a/x", True, id="middle"),
+    ],
+)
+def test_object_id_glob(pattern, object_id, matches):
+    assert (filtering.object_id_glob(pattern).fullmatch(object_id) is not None) is matches
