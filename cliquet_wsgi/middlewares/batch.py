@@ -100,12 +100,13 @@ class BatchMiddleware:
       * ``batch_max_requests``: most sub-requests per batch (25; 0 = unlimited);
       * ``transaction_per_request``: one storage transaction around the whole batch (true);
       * ``http_api_version``: gives the version prefix (``1.0`` -> ``/v1``);
-      * ``max_body_bytes``: largest batch body read (413 above);
+      * ``max_body_bytes``: largest batch body read (413 above; 0 = no limit);
       * ``retry_after_seconds``, ``error_info_link``: for rendering 503/500 of sub-requests.
     Environ: reads ``PATH_INFO``/``SCRIPT_NAME`` (after the version layer, or ``/v1/batch`` alone),
     the request headers; sets in each sub-request ``cliquet.batch`` (shared dict: ``size``,
-    ``atomic``, ``parent_headers`` = the batch request's ``HTTP_*`` keys), ``cliquet.memo`` (shared with the parent), ``cliquet.log_context`` (its own);
-    sets ``batch_size`` in the parent's ``cliquet.log_context``.
+    ``atomic``, ``parent_headers`` = the batch request's ``HTTP_*`` keys), ``cliquet.memo``
+    (shared with the parent), ``cliquet.log_context`` (its own); sets ``batch_size`` in the
+    parent's ``cliquet.log_context``. Logs one ``subrequest.summary`` per sub-request.
     Needs: below version/errors/CORS (one EOS check, one CORS decoration); above auth and resources.
 
     Example::
@@ -146,7 +147,7 @@ class BatchMiddleware:
         )
         self.registry.register_endpoint_methods(lambda path: ["POST"] if path == BATCH_PATH else None)
 
-    def __call__(self, environ: dict[str, Any], start_response):
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         mode = self._mode(environ)
         if mode is None:
             return self.app(environ, start_response)
@@ -185,12 +186,12 @@ class BatchMiddleware:
                 length = int(length_text)
             except ValueError:
                 raise invalid_parameter("headers", "Content-Length", "Invalid Content-Length") from None
-            if length > self.max_body_bytes:
+            if self.max_body_bytes and length > self.max_body_bytes:
                 raise CliquetError(413, ERRORS.REQUEST_TOO_LARGE, message=MESSAGES["too_large"])
             return stream.read(length) if length > 0 else b""
         if environ.get("wsgi.input_terminated"):
-            data = stream.read(self.max_body_bytes + 1)
-            if len(data) > self.max_body_bytes:
+            data = stream.read(self.max_body_bytes + 1) if self.max_body_bytes else stream.read()
+            if self.max_body_bytes and len(data) > self.max_body_bytes:
                 raise CliquetError(413, ERRORS.REQUEST_TOO_LARGE, message=MESSAGES["too_large"])
             return data
         return b""

@@ -265,6 +265,12 @@ def test_body_too_large():
     assert inner.calls == 0
 
 
+def test_zero_max_body_bytes_means_no_limit():
+    app, _, _ = build(max_body_bytes=0)
+    body = {"requests": [{"path": "/echo", "body": {"x": "y" * 2000}}]}
+    assert app.post_json("/v1/batch", body).json["responses"][0]["status"] == 200
+
+
 def test_any_content_type_accepted():
     app, _, _ = build()
     response = app.post("/v1/batch", json.dumps({"requests": [OK]}), content_type="text/plain")
