@@ -615,6 +615,24 @@ def test_trusted_proxy_user_header_cannot_be_forged_in_a_subrequest():
     assert [r["body"]["user_id"] for r in responses["responses"]] == [None, None]
 
 
+def verify(token):
+    return {"tok-good": "gina"}.get(token)
+
+
+def test_refused_token_in_a_subrequest_is_an_embedded_401():
+    registry = Registry(load_settings({}, environ={}))
+    settings = {"multiauth.policy.bearer.verifier": verify}
+    app = AuthMiddleware(validator(ItemsApp(registry, "x")), registry=registry,
+                         multiauth_policies=["basicauth", "bearer"], userid_hmac_secret=SECRET, settings=settings)
+    app = webtest.TestApp(VersionShim(BatchMiddleware(app, registry=registry)))
+    body = {"requests": [{"path": "/echo", "headers": {"Authorization": "Bearer tok-bad"}}, OK]}
+    refused, accepted = app.post_json("/v1/batch", body, headers={"Authorization": "Bearer tok-good"}).json["responses"]
+    assert refused["status"] == 401
+    assert refused["headers"]["WWW-Authenticate"] == 'Basic realm="Realm", Bearer realm="Realm"'
+    assert refused["body"]["errno"] == 104
+    assert (accepted["status"], accepted["body"]["user_id"]) == (200, "bearer:gina")
+
+
 def test_principals_looked_up_once_per_user_per_batch():
     app, _, registry = build(auth=True)
 
