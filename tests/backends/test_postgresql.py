@@ -553,32 +553,77 @@ def test_since_and_newest_first_pages_are_index_scans(storage, pool):
 
 MARK = "Zq9"
 _names = st.lists(st.text(min_size=0, max_size=12).map(lambda s: MARK + s), min_size=1, max_size=3).map(".".join)
-_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-5, 5), st.sampled_from([0.5, -1.5, 2.0]),
-    st.text(alphabet="aAbB*%_\\.'\"", max_size=4),
+# A small pool, so that filters hit equal, smaller and larger values of every type.
+_scalars = st.sampled_from([None, True, False, -1, 0, 1, 1.0, 2, 0.5, "", "a", "A", "ab", "b", "a*b", "a%", "_", "\\", "1"])
+_values = st.one_of(
+    _scalars, _scalars, _scalars,
+    st.lists(_scalars, max_size=3),
+    st.dictionaries(st.sampled_from(["x", "y"]), _scalars, max_size=2),
 )
-_values = st.one_of(_scalars, st.lists(_scalars, max_size=3), st.dictionaries(st.sampled_from(["x", "y"]), _scalars, max_size=2))
 _ops = st.sampled_from(list(COMPARISON))
 
 
-def _filter_value(op: COMPARISON) -> st.SearchStrategy:
+def _filter_value(op: COMPARISON, present: list[Any]) -> st.SearchStrategy:
+    # Values taken from the stored records make equality boundaries likely.
+    scalars = st.one_of(_scalars, st.sampled_from(present)) if present else _scalars
     if op in (COMPARISON.IN, COMPARISON.EXCLUDE, COMPARISON.CONTAINS, COMPARISON.CONTAINS_ANY):
-        return st.lists(_scalars, max_size=3)
+        return st.lists(scalars, max_size=3)
     if op is COMPARISON.HAS:
         return st.booleans()
-    return _scalars
+    return scalars
 
 
 @st.composite
-def _filters(draw: Any, fields: list[str]) -> Filter:
+def _filters(draw: Any, fields: list[str], present: list[Any]) -> Filter:
     op = draw(_ops)
-    return Filter(draw(st.sampled_from(fields)), draw(_filter_value(op)), op)
+    return Filter(draw(st.sampled_from(fields)), draw(_filter_value(op, present)), op)
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
 
 
 _SPY_LOCK = threading.Lock()
 
 
-@settings(max_examples=int(os.environ.get("CLIQUET_TEST_HYPOTHESIS_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def _walk_pages(storage: PostgreSQLStorage, filters: list[Filter], sorting: list[Sort]) -> list[str] | None:
+    """Ids met by keyset pagination (2 per page) with rules built as the resources layer does.
+
+    ``None`` when a sort value is not an orderable scalar of one type per
+    field: the rule language cannot express "after a missing value".
+    """
+    keys = list(sorting or filtering.DEFAULT_SORT)
+    if not any(key.field == "id" for key in keys):
+        keys.append(Sort("id", 1))
+    everything, _ = storage.get_all("hyp", PID, filters=filters, sorting=sorting)
+    for key in keys:
+        values = [filtering.resolve(record, key.field) for record in everything]
+        if any(v is filtering.MISSING or filtering.rank(v) not in (1, 2, 3) for v in values):
+            return None
+        if len({filtering.rank(v) for v in values}) > 1:
+            return None
+    seen: list[str] = []
+    rules: list[list[Filter]] = []
+    for _ in range(len(everything) + 1):
+        page, _ = storage.get_all("hyp", PID, filters=filters, sorting=sorting, pagination_rules=rules, limit=2)
+        if not page:
+            return seen
+        seen.extend(record["id"] for record in page)
+        last = page[-1]
+        rules = [
+            [Filter(key.field, filtering.resolve(last, key.field), COMPARISON.EQ) for key in keys[:k]]
+            + [Filter(keys[k].field, filtering.resolve(last, keys[k].field),
+                      COMPARISON.GT if keys[k].direction > 0 else COMPARISON.LT)]
+            for k in range(len(keys))
+        ]
+    raise AssertionError("pagination does not end")
+
+
+@settings(max_examples=int(os.environ.get("CLIQUET_TEST_HYPOTHESIS_EXAMPLES", "100")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_field_names_are_bound_never_in_sql_and_results_match_the_reference(storage, data):
     fields = data.draw(st.lists(_names, min_size=1, max_size=3, unique=True), label="fields")
@@ -587,11 +632,12 @@ def test_field_names_are_bound_never_in_sql_and_results_match_the_reference(stor
         # PostgreSQL cannot store U+0000 (a BackendError): only filters and sorts get such names.
         st.lists(
             st.dictionaries(st.sampled_from([f for f in fields if "\x00" not in f] + ["other"]), _values, max_size=3),
-            min_size=0, max_size=6,
+            min_size=3, max_size=8,
         ),
         label="records",
     )
-    filters = data.draw(st.lists(_filters(candidates), max_size=2), label="filters")
+    present = [leaf for record in records for leaf in _leaves(record)]
+    filters = data.draw(st.lists(_filters(candidates, present), max_size=2), label="filters")
     sorting = data.draw(
         st.lists(st.builds(Sort, st.sampled_from(candidates), st.sampled_from([1, -1])), max_size=2),
         label="sorting",
@@ -619,6 +665,7 @@ def test_field_names_are_bound_never_in_sql_and_results_match_the_reference(stor
         pg8000.Cursor.execute = spy
         try:
             got, total = storage.get_all("hyp", PID, filters=filters, sorting=sorting, count=True)
+            walked = _walk_pages(storage, filters, sorting)
             storage.delete_all("hyp", PID, filters=filters)
         finally:
             pg8000.Cursor.execute = original
@@ -629,6 +676,8 @@ def test_field_names_are_bound_never_in_sql_and_results_match_the_reference(stor
     assert [r["id"] for r in got] == [r["id"] for r in expected]
     assert got == expected
     assert total == len(expected)
+    if walked is not None:
+        assert walked == [r["id"] for r in expected]
     left, _ = storage.get_all("hyp", PID)
     assert sorted(r["id"] for r in left) == sorted(
         r["id"] for r in stored if r["id"] not in {e["id"] for e in expected}

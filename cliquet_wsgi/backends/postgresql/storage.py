@@ -203,6 +203,8 @@ class _SQL:
                 return "FALSE"
             sql_op = _SQL_OPERATORS[op]
             kind = _json_type(value)
+            if kind not in ("boolean", "number", "string"):
+                return "FALSE"  # null, arrays and objects are not ordered by filters
             if kind == "string":
                 # Codepoint order, as Python compares strings.
                 return (
