@@ -1,0 +1,284 @@
+"""RELIABILITY I4 (and I2 for paths) over real sockets, against waitress and gunicorn.
+
+The app is :mod:`tests.apps.limited_body`: an echo app behind the errors
+middleware with ``max_body_bytes = 1024``. Requests are written byte by byte
+on raw sockets, so that nothing between the test and the server fixes them.
+
+What each server does before the app is called matters here:
+
+* gunicorn (sync worker) calls the app once the headers are parsed and
+  streams the body: a ``Content-Length`` above the limit is refused before the
+  body is sent, and a chunked body after ``limit + 1`` bytes;
+* waitress buffers the whole body (de-chunked, with ``CONTENT_LENGTH`` set)
+  before calling the app, up to its own ``max_request_body_size`` (1 GiB by
+  default). The middleware still answers 413 without the app reading it, but
+  only waitress's ``max_request_body_size`` can stop the upload itself.
+"""
+from __future__ import annotations
+
+import http
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import waitress
+import waitress.server
+
+from cliquet_wsgi.errors import MESSAGES
+from tests.apps import limited_body
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIMIT = limited_body.LIMIT
+#: A response to a refused request must come at least this fast (no hang, no full read).
+QUICK_SECONDS = 2.0
+JSON = "application/json; charset=UTF-8"
+
+
+def error_body(code: int, errno: int, message: str, error: str | None = None, **extra) -> bytes:
+    error = {"code": code, "errno": errno, "error": error or http.HTTPStatus(code).phrase, "message": message,
+             **extra}
+    return json.dumps(error, separators=(",", ":")).encode()
+
+
+TOO_LARGE = error_body(413, 113, MESSAGES["too_large"])
+
+
+def bad_utf8(location: str) -> bytes:
+    # PROTOCOL §2: validation errors are named "Invalid parameters", not by the status phrase.
+    return error_body(400, 107, f"{location}: Invalid UTF-8 sequence", "Invalid parameters",
+                      details=[{"location": location, "name": None, "description": "Invalid UTF-8 sequence"}])
+
+
+class Response:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes, elapsed: float) -> None:
+        self.status, self.headers, self.body, self.elapsed = status, headers, body, elapsed
+
+
+def exchange(port: int, *parts: bytes, timeout: float = 5.0) -> Response:
+    """Send ``parts`` on a new connection and read one response (framed by Content-Length)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        started = time.monotonic()
+        for part in parts:
+            sock.sendall(part)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise AssertionError(f"connection closed before a response: {data!r}")
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers["content-length"])
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return Response(status, headers, body[:length], time.monotonic() - started)
+
+
+def chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def post_head(extra: str) -> bytes:
+    return f"POST /v1/upload HTTP/1.1\r\nHost: localhost\r\n{extra}\r\n".encode()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_listening(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"gunicorn exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"gunicorn did not listen on {port} within {timeout}s")
+
+
+def start_waitress(**options) -> tuple[waitress.server.BaseWSGIServer, threading.Thread]:
+    server = waitress.create_server(limited_body.application, host="127.0.0.1", port=0, **options)
+    thread = threading.Thread(target=server.run, name="waitress-test", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def stop_waitress(server: waitress.server.BaseWSGIServer, thread: threading.Thread) -> None:
+    # Worker threads first: one still finishing a response would write to a closed trigger.
+    server.task_dispatcher.shutdown(timeout=5)
+    server.close()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def waitress_port():
+    server, thread = start_waitress(threads=2)
+    try:
+        yield server.effective_port
+    finally:
+        stop_waitress(server, thread)
+
+
+@pytest.fixture(scope="module")
+def gunicorn_port(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "-w", "1", "--timeout", "30",
+             "--no-control-socket", "tests.apps.limited_body:application"],
+            cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_listening(port, process)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(params=["waitress", "gunicorn"])
+def server_port(request):
+    return request.getfixturevalue(f"{request.param}_port")
+
+
+# -- both servers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "size, status",
+    [
+        pytest.param(LIMIT, 200, id="at-limit"),
+        pytest.param(LIMIT + 1, 413, id="one-byte-over"),
+        pytest.param(8 * LIMIT, 413, id="far-over"),
+    ],
+)
+def test_content_length_with_full_body(server_port, size, status):
+    response = exchange(server_port, post_head(f"Content-Length: {size}\r\nConnection: close\r\n"), b"x" * size)
+    assert response.status == status
+    if status == 413:
+        assert response.headers["content-type"] == JSON
+        assert response.body == TOO_LARGE
+    else:
+        assert json.loads(response.body) == {"length": size}
+    assert response.elapsed < QUICK_SECONDS
+
+
+@pytest.mark.parametrize(
+    "chunks, status, payload",
+    [
+        pytest.param([b"a" * 600, b"b" * 424], 200, {"length": LIMIT}, id="at-limit"),
+        pytest.param([b"a" * 600, b"b" * 425], 413, None, id="one-byte-over"),
+        pytest.param([b"x" * 1000] * 8, 413, None, id="far-over"),
+    ],
+)
+def test_chunked_body(server_port, chunks, status, payload):
+    body = b"".join(chunk(part) for part in chunks) + b"0\r\n\r\n"
+    response = exchange(server_port, post_head("Transfer-Encoding: chunked\r\nConnection: close\r\n"), body)
+    assert response.status == status
+    assert response.body == (TOO_LARGE if status == 413 else json.dumps(payload).encode())
+    assert response.elapsed < QUICK_SECONDS
+
+
+def test_content_length_smaller_than_body(server_port):
+    # The app gets exactly Content-Length bytes; the rest is never part of its body.
+    response = exchange(server_port, post_head("Content-Length: 5\r\nConnection: close\r\n"), b"helloEXTRA")
+    assert (response.status, response.body) == (200, b'{"length": 5}')
+
+
+@pytest.mark.parametrize(
+    "target, location",
+    [
+        pytest.param("/v1/caf%E9", "path", id="path-latin1-escape"),
+        pytest.param("/v1/%ff%fe", "path", id="path-invalid-bytes"),
+        pytest.param("/v1/ok?a=%ff", "querystring", id="querystring"),
+    ],
+)
+def test_invalid_utf8_is_400_json(server_port, target, location):
+    response = exchange(server_port, f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+    assert response.status == 400
+    assert response.headers["content-type"] == JSON
+    assert response.body == bad_utf8(location)
+
+
+def test_raw_non_utf8_byte_in_request_line_is_400(server_port):
+    # Both servers refuse a raw 0xE9 in the request line themselves (their own text/HTML 400): never a 500.
+    response = exchange(server_port, b"GET /v1/caf\xe9 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    assert response.status == 400
+
+
+def test_valid_utf8_path_reaches_the_app(server_port):
+    response = exchange(server_port, post_head("Content-Length: 2\r\nConnection: close\r\n").replace(
+        b"/v1/upload", b"/v1/caf%C3%A9"), b"ok")
+    assert (response.status, response.body) == (200, b'{"length": 2}')
+
+
+# -- gunicorn streams the body: refusals happen before it is sent --------------------------------
+
+
+def test_gunicorn_content_length_over_limit_refused_before_the_body(gunicorn_port):
+    # Ten megabytes announced, not one byte sent: the answer cannot wait for the body.
+    response = exchange(gunicorn_port, post_head("Content-Length: 10485760\r\n"), timeout=QUICK_SECONDS)
+    assert response.status == 413
+    assert response.body == TOO_LARGE
+    assert response.elapsed < QUICK_SECONDS
+
+
+def test_gunicorn_endless_chunked_body_refused_after_the_limit(gunicorn_port):
+    # A chunked upload that never ends: 413 once limit + 1 bytes were read, without the terminating chunk.
+    response = exchange(
+        gunicorn_port, post_head("Transfer-Encoding: chunked\r\n"), chunk(b"x" * 700), chunk(b"y" * 700),
+        timeout=QUICK_SECONDS,
+    )
+    assert response.status == 413
+    assert response.body == TOO_LARGE
+    assert response.elapsed < QUICK_SECONDS
+
+
+# -- waitress buffers the body before the app ---------------------------------------------------
+
+
+def test_waitress_over_limit_never_reaches_the_echo_app(waitress_port):
+    before = len(limited_body.calls)
+    response = exchange(waitress_port, post_head(f"Content-Length: {4 * LIMIT}\r\nConnection: close\r\n"),
+                        b"x" * (4 * LIMIT))
+    assert (response.status, response.body) == (413, TOO_LARGE)
+    assert len(limited_body.calls) == before
+
+
+def test_waitress_own_limit_stops_the_upload_itself():
+    # The deployment advice of the errors middleware: waitress's max_request_body_size
+    # equal to max_body_bytes refuses before buffering, without waiting for the body.
+    before = len(limited_body.calls)
+    server, thread = start_waitress(threads=1, max_request_body_size=LIMIT)
+    try:
+        response = exchange(server.effective_port, post_head("Content-Length: 10485760\r\n"),
+                            timeout=QUICK_SECONDS)
+    finally:
+        stop_waitress(server, thread)
+    assert response.status == 413
+    assert response.elapsed < QUICK_SECONDS
+    assert len(limited_body.calls) == before
