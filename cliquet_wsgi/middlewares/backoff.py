@@ -12,6 +12,7 @@ Not needed when a proxy in front already sets these headers.
 from __future__ import annotations
 
 import re
+from operator import itemgetter
 from typing import Any, Callable, Iterable
 
 from cliquet_wsgi import environ as keys
@@ -22,6 +23,7 @@ from cliquet_wsgi.settings import converter_for
 
 #: Paths served even in maintenance, with or without the version prefix.
 _HEARTBEATS = re.compile(r"(/v\d+)?/__(lb)?heartbeat__")
+_name = itemgetter(0)
 
 
 def _checked(name: str, value: Any) -> Any:
@@ -62,14 +64,25 @@ class BackoffMiddleware:
         self.registry = registry if registry is not None else default_registry()
         backoff = _checked("backoff", backoff)
         self.backoff = None if backoff is None else str(backoff)
+        self.backoff_header = None if backoff is None else ("Backoff", self.backoff)
         self.retry_after = str(_checked("retry_after_seconds", retry_after_seconds))
         self.maintenance = _checked("maintenance", maintenance)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         environ.setdefault(keys.REGISTRY, self.registry)
+        backoff = self.backoff_header
+        retry_after = self.retry_after
 
         def backoff_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
-            headers = self._decorate(environ, status, headers)
+            if backoff is not None:
+                # PERF: an inner Backoff is rare; look for it without a Python-level loop.
+                if "backoff" in map(str.lower, map(_name, headers)):
+                    headers = [(k, v) for k, v in headers if k.lower() != "backoff"]
+                headers = [*headers, backoff]
+            # A 503 from a view (heartbeat) is not an error of the channel: no Retry-After (§4).
+            if status[:3] == "503" and environ.get(keys.ERRNO) == ERRORS.BACKEND:
+                if "retry-after" not in map(str.lower, map(_name, headers)):
+                    headers = [*headers, ("Retry-After", retry_after)]
             if exc_info is not None:
                 return start_response(status, headers, exc_info)
             return start_response(status, headers)
@@ -79,16 +92,6 @@ class BackoffMiddleware:
             environ[keys.ERRNO] = error.errno
             return error_response(error, backoff_start_response)
         return self.app(environ, backoff_start_response)
-
-    def _decorate(self, environ: dict[str, Any], status: str, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        if self.backoff is not None:
-            headers = [(k, v) for k, v in headers if k.lower() != "backoff"]
-            headers.append(("Backoff", self.backoff))
-        # A 503 from a view (heartbeat) is not an error of the channel: no Retry-After (§4).
-        if status.startswith("503") and environ.get(keys.ERRNO) == ERRORS.BACKEND:
-            if not any(k.lower() == "retry-after" for k, _ in headers):
-                headers = [*headers, ("Retry-After", self.retry_after)]
-        return headers
 
 
 filter_factory = make_filter_factory(BackoffMiddleware)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from operator import itemgetter
 from typing import Any, Callable, Iterable
 
 from cliquet_wsgi import environ as keys
@@ -32,16 +33,19 @@ BASE_EXPOSED = ("Backoff", "Retry-After", "Alert", "Content-Length", "Vary", "Co
 DEFAULT_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 # Headers an inner app may set that would contradict our policy.
-_OWNED_HEADERS = {
+_OWNED_HEADERS = frozenset({
     "access-control-allow-origin",
     "access-control-allow-credentials",
     "access-control-expose-headers",
-}
+})
 _VERSION_PREFIX = re.compile(r"/v\d+(?=/|$)")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Control characters, spaces and non-ASCII never appear in a real origin; refusing
 # them keeps CR/LF out of the echoed header (RELIABILITY I6).
 _BAD_ORIGIN = re.compile(r"[\x00-\x20\x7f-\U0010ffff]")
+# Origins remembered by one middleware; beyond that (forged origins) they are recomputed.
+_ALLOWED_CACHE_SIZE = 1024
+_name = itemgetter(0)
 
 
 def _checked(name: str, value: Any) -> Any:
@@ -90,22 +94,48 @@ class CORSMiddleware:
         self.patterns = [re.compile(fnmatch.translate(origin)) for origin in origins]
         max_age = _checked("cors_max_age_seconds", cors_max_age_seconds)
         self.max_age = str(max_age) if max_age else None
+        # PERF: the answer for a given origin never changes; most clients send a handful.
+        self._allowed: dict[str, bool] = {}
+        self._base_exposed = ", ".join(BASE_EXPOSED)
+        self._expose_tail = (("Access-Control-Expose-Headers", self._base_exposed),)
+        self._allow_all_tail = (("Access-Control-Allow-Origin", "*"), *self._expose_tail)
 
     def allowed(self, origin: str) -> bool:
+        known = self._allowed.get(origin)
+        if known is not None:
+            return known
         if origin == "null" or _BAD_ORIGIN.search(origin):
-            return False
-        return self.allow_all or any(pattern.match(origin) for pattern in self.patterns)
+            answer = False
+        else:
+            answer = self.allow_all or any(pattern.match(origin) for pattern in self.patterns)
+        if len(self._allowed) < _ALLOWED_CACHE_SIZE:
+            self._allowed[origin] = answer
+        return answer
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         environ.setdefault(keys.REGISTRY, self.registry)
         exposed = environ.setdefault(keys.EXPOSE_HEADERS, [])
         origin = environ.get("HTTP_ORIGIN")
-        requested = environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD")
-        if environ.get("REQUEST_METHOD") == "OPTIONS" and (origin is not None or requested is not None):
-            return self._preflight(environ, start_response, origin, requested)
+        if environ.get("REQUEST_METHOD") == "OPTIONS":
+            requested = environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD")
+            if origin is not None or requested is not None:
+                return self._preflight(environ, start_response, origin, requested)
+        decorate = self._decorate
+        # PERF: with "*", the headers to add depend on the origin only; they are
+        # appended directly unless an inner layer exposes more or set its own.
+        if not self.allow_all:
+            tail = None
+        elif origin is None:
+            tail = ()
+        else:
+            tail = self._allow_all_tail if self.allowed(origin) else self._expose_tail
 
         def cors_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
-            headers = self._decorate(headers, origin, environ.get(keys.EXPOSE_HEADERS, exposed))
+            extra = environ.get(keys.EXPOSE_HEADERS, exposed)
+            if tail is not None and not extra and _OWNED_HEADERS.isdisjoint(map(str.lower, map(_name, headers))):
+                headers = [*headers, *tail]
+            else:
+                headers = decorate(headers, origin, extra)
             if exc_info is not None:
                 return start_response(status, headers, exc_info)
             return start_response(status, headers)
@@ -115,7 +145,11 @@ class CORSMiddleware:
     def _decorate(
         self, headers: list[tuple[str, str]], origin: str | None, extra: Iterable[str]
     ) -> list[tuple[str, str]]:
-        result = [(k, v) for k, v in headers if k.lower() not in _OWNED_HEADERS]
+        if _OWNED_HEADERS.isdisjoint(map(str.lower, map(_name, headers))):
+            # PERF: the common case, checked without a Python-level loop.
+            result = list(headers)
+        else:
+            result = [(k, v) for k, v in headers if k.lower() not in _OWNED_HEADERS]
         if not self.allow_all:
             # The answer depends on Origin whenever it is not "*" (S5), even without one.
             _add_vary(result, "Origin")
@@ -123,6 +157,9 @@ class CORSMiddleware:
             return result
         if self.allowed(origin):
             result.append(("Access-Control-Allow-Origin", "*" if self.allow_all else origin))
+        if not extra:
+            result.append(("Access-Control-Expose-Headers", self._base_exposed))
+            return result
         names = list(BASE_EXPOSED)
         for name in extra:
             if name not in names and _TOKEN.fullmatch(name):

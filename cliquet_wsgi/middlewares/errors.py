@@ -72,20 +72,32 @@ def _header(headers: list[tuple[str, str]], name: str) -> str | None:
 
 def check_encoding(environ: dict[str, Any]) -> None:
     """Raise 400/107 if ``PATH_INFO`` or the decoded ``QUERY_STRING`` is not UTF-8 (RELIABILITY I2)."""
-    path = environ.get("PATH_INFO", "")
+    if not _path_is_utf8(environ.get("PATH_INFO", "")):
+        raise invalid_parameter("path", None, "Invalid UTF-8 sequence")
+    if not _query_is_utf8(environ.get("QUERY_STRING", "")):
+        raise invalid_parameter("querystring", None, "Invalid UTF-8 sequence")
+
+
+def _path_is_utf8(path: str) -> bool:
     # PERF: ASCII is the common case and is always valid.
-    if not path.isascii():
-        try:
-            # PEP 3333: PATH_INFO holds the raw bytes decoded as latin-1.
-            path.encode("latin-1").decode("utf-8")
-        except UnicodeError:
-            raise invalid_parameter("path", None, "Invalid UTF-8 sequence") from None
-    query = environ.get("QUERY_STRING", "")
-    if "%" in query or not query.isascii():
-        try:
-            unquote_to_bytes(query.encode("latin-1")).decode("utf-8")
-        except UnicodeError:
-            raise invalid_parameter("querystring", None, "Invalid UTF-8 sequence") from None
+    if path.isascii():
+        return True
+    try:
+        # PEP 3333: PATH_INFO holds the raw bytes decoded as latin-1.
+        path.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return False
+    return True
+
+
+def _query_is_utf8(query: str) -> bool:
+    if "%" not in query and query.isascii():
+        return True
+    try:
+        unquote_to_bytes(query.encode("latin-1")).decode("utf-8")
+    except UnicodeError:
+        return False
+    return True
 
 
 def _too_large() -> CliquetError:
@@ -99,6 +111,9 @@ class LimitedInput:
     ``exceeded`` stays true afterwards, so the middleware answers 413 even when
     the app catches the exception and renders something else.
     """
+
+    # PERF: built for every request without Content-Length (most GETs).
+    __slots__ = ("_stream", "_limit", "_count", "exceeded")
 
     def __init__(self, stream: Any, limit: int) -> None:
         self._stream = stream
@@ -167,6 +182,8 @@ class LimitedInput:
 class _Capture:
     """The ``start_response`` given to the app: records, forwards only when told to."""
 
+    __slots__ = ("_start_response", "status", "headers", "sent", "_write")
+
     def __init__(self, start_response: Callable[..., Any]) -> None:
         self._start_response = start_response
         self.status: str | None = None
@@ -196,6 +213,8 @@ class _Capture:
 
 class _Body:
     """The app's body, with its first chunk already pulled; logs late failures; forwards ``close()``."""
+
+    __slots__ = ("_first", "_iterator", "_app_iter")
 
     def __init__(self, first: bytes, iterator: Iterator[bytes], app_iter: Any) -> None:
         self._first: bytes | None = first
@@ -266,58 +285,66 @@ class ErrorsMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         environ.setdefault(keys.REGISTRY, self.registry)
-        try:
-            check_encoding(environ)
-            limited = self._limit_body(environ)
-        except CliquetError as error:
-            return self._render(environ, start_response, error)
+        # PERF: inline, plain string checks; the helpers only run on rare inputs.
+        query = environ.get("QUERY_STRING", "")
+        if not (environ.get("PATH_INFO", "").isascii() and "%" not in query and query.isascii()):
+            try:
+                check_encoding(environ)
+            except CliquetError as error:
+                return self._render(environ, start_response, error)
+        limited = None
+        if self.max_body_bytes:
+            length = environ.get("CONTENT_LENGTH", "")
+            if length:
+                error = self._length_error(length)
+                if error is not None:
+                    return self._render(environ, start_response, error)
+            else:
+                # No Content-Length: chunked upload (wsgi.input_terminated) or no body.
+                limited = environ["wsgi.input"] = LimitedInput(environ["wsgi.input"], self.max_body_bytes)
 
         capture = _Capture(start_response)
         app_iter: Any = None
         try:
             app_iter = self.app(environ, capture.start_response)
-            first, iterator = self._first_chunk(app_iter, capture)
+            if capture.status is not None and isinstance(app_iter, (list, tuple)):
+                # PERF: a list cannot fail while iterated; hand it over untouched.
+                first, iterator = b"", None
+            else:
+                first, iterator = self._first_chunk(app_iter, capture)
         except Exception as exc:
             if app_iter is not None:
                 _close(app_iter)
             return self._render_exception(environ, start_response, exc, capture)
 
-        if limited is not None and limited.exceeded and not capture.sent:
-            # The app swallowed our 413 (Django turns it into its 500 page).
-            _close(app_iter)
-            return self._render(environ, start_response, _too_large())
-        if not capture.sent and self.rewrite_html:
-            error = self._rewrite(capture.status, capture.headers)
-            if error is not None:
+        if not capture.sent:
+            if limited is not None and limited.exceeded:
+                # The app swallowed our 413 (Django turns it into its 500 page).
                 _close(app_iter)
-                return self._render(environ, start_response, error)
-        capture.send()
+                return self._render(environ, start_response, _too_large())
+            status = capture.status
+            # PERF: statuses below 400 are never rewritten; skip parsing them.
+            if self.rewrite_html and not (status < "4" and status[:3].isdigit()):
+                error = self._rewrite(status, capture.headers)
+                if error is not None:
+                    _close(app_iter)
+                    return self._render(environ, start_response, error)
+            capture.send()
         if iterator is None:
             return app_iter
         return _Body(first, iterator, app_iter)
 
-    def _limit_body(self, environ: dict[str, Any]) -> LimitedInput | None:
-        if not self.max_body_bytes:
-            return None
-        length = environ.get("CONTENT_LENGTH", "")
-        if length:
-            if not length.strip().isdigit():
-                raise invalid_parameter("header", "Content-Length", "Invalid Content-Length header")
-            if int(length) > self.max_body_bytes:
-                # Refused without reading a byte of the body (RELIABILITY I4).
-                raise _too_large()
-            return None
-        # No Content-Length: chunked upload (wsgi.input_terminated) or no body.
-        limited = LimitedInput(environ["wsgi.input"], self.max_body_bytes)
-        environ["wsgi.input"] = limited
-        return limited
+    def _length_error(self, length: str) -> CliquetError | None:
+        if not length.strip().isdigit():
+            return invalid_parameter("header", "Content-Length", "Invalid Content-Length header")
+        if int(length) > self.max_body_bytes:
+            # Refused without reading a byte of the body (RELIABILITY I4).
+            return _too_large()
+        return None
 
     @staticmethod
     def _first_chunk(app_iter: Any, capture: _Capture) -> tuple[bytes, Iterator[bytes] | None]:
         """Pull body chunks until one is non-empty, so that failures happen before the headers go."""
-        if isinstance(app_iter, (list, tuple)) and capture.status is not None:
-            # PERF: a list cannot fail while iterated; hand it over untouched.
-            return b"", None
         iterator = iter(app_iter)
         first = b""
         for first in iterator:

@@ -12,6 +12,7 @@ middleware, which sits below). Not for apps that version their URLs themselves.
 """
 from __future__ import annotations
 
+import copy
 import re
 from datetime import date, datetime
 from typing import Any, Callable, Iterable
@@ -44,6 +45,10 @@ _PATH_SAFE = "/!$&'()*+,;=:@"
 # Printable ASCII except space: existing escapes in the querystring are kept.
 _QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 _REDIRECT_HEADERS = [("Content-Type", "text/plain; charset=UTF-8"), ("Content-Length", "0")]
+# Bounds of the per-middleware caches of base URLs and hello bodies: Host
+# headers are chosen by clients, so past these sizes results are recomputed.
+_BASE_URL_CACHE_SIZE = 256
+_HELLO_CACHE_SIZE = 64
 
 
 def _quote(text: str, safe: str) -> str:
@@ -151,6 +156,7 @@ class VersionMiddleware:
             environ={},
         )
         self.prefix = version_prefix(settings)
+        self._prefix_slash = self.prefix + "/"
         self.http_api_version = settings["http_api_version"]
         self.project = {
             "project_name": settings["project_name"],
@@ -170,6 +176,10 @@ class VersionMiddleware:
         message = settings["eos_message"]
         self.soft_alert = json_dumps({"code": "soft-eol", "message": message, "url": url})
         self.hard_alert = json_dumps({"code": "hard-eol", "message": message, "url": url})
+        # PERF: base URLs per (scheme, Host, server, SCRIPT_NAME) and hello's JSON
+        # (without "user") per URL, revalidated against the registry on every use.
+        self._base_urls: dict[tuple, str] = {}
+        self._hello_texts: dict[str, tuple[dict, dict, str]] = {}
         # CORS preflight (above) learns that hello only answers GET and HEAD.
         self.registry.register_endpoint_methods(_hello_methods)
 
@@ -196,10 +206,18 @@ class VersionMiddleware:
 
         path = environ.get("PATH_INFO", "")
         prefix = self.prefix
-        if path.startswith(prefix + "/"):
+        if path.startswith(self._prefix_slash):
             rest = path[len(prefix):]
             if rest == "/":
                 return self._hello(environ, start_response)
+            if rest[-1] != "/" or not self.redirect_trailing_slash:
+                # PERF: the common case, inline: move the prefix and call the app.
+                script_name = environ.get("SCRIPT_NAME", "")
+                environ[keys.PATH_ORIG] = (script_name, path)
+                environ[keys.VERSION_PREFIX] = prefix
+                environ["SCRIPT_NAME"] = script_name + prefix
+                environ["PATH_INFO"] = rest
+                return self.app(environ, start_response)
             return self._call_app(environ, start_response, path, rest)
         if path == prefix:
             if self.redirect_trailing_slash:
@@ -247,6 +265,18 @@ class VersionMiddleware:
         return body
 
     def _base_url(self, environ: dict[str, Any], script_name: str | None = None) -> str:
+        if script_name is None:
+            script_name = environ.get("SCRIPT_NAME", "")
+        key = (environ.get("wsgi.url_scheme"), environ.get("HTTP_HOST"), environ.get("SERVER_NAME"),
+               environ.get("SERVER_PORT"), script_name)
+        url = self._base_urls.get(key)
+        if url is None:
+            url = self._build_base_url(environ, script_name)
+            if len(self._base_urls) < _BASE_URL_CACHE_SIZE:
+                self._base_urls[key] = url
+        return url
+
+    def _build_base_url(self, environ: dict[str, Any], script_name: str) -> str:
         scheme = self.http_scheme or environ.get("wsgi.url_scheme") or "http"
         host = self.http_host
         if host is None:
@@ -259,8 +289,6 @@ class VersionMiddleware:
                     host = f"{host}:{port}"
                 if not _HOST.fullmatch(host):
                     host = "localhost"
-        if script_name is None:
-            script_name = environ.get("SCRIPT_NAME", "")
         return f"{scheme}://{host}{_quote(script_name, _PATH_SAFE)}"
 
     def _redirect(
@@ -283,22 +311,36 @@ class VersionMiddleware:
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
             return self._error(environ, start_response, method_not_allowed(["GET", "HEAD"]))
-        registry = self.registry
-        body: dict[str, Any] = dict(self.project)
-        body["url"] = self._base_url(environ) + self.prefix + "/"
-        if self.eos_text is not None:
-            body["eos"] = self.eos_text
-        body["settings"] = dict(registry.public_settings)
-        body["capabilities"] = dict(registry.capabilities)
+        text = self._hello_text(self._base_url(environ) + self.prefix + "/")
         user = self._user(environ)
         if user is not None:
-            body["user"] = user
-        payload = json_dumps(body).encode("utf-8")
+            # "user" is the last key: splicing it in gives the text json_dumps would.
+            text = f'{text[:-1]},"user":{json_dumps(user)}}}'
+        payload = text.encode("utf-8")
         start_response(
             status_line(200),
             [("Content-Type", JSON_CONTENT_TYPE), ("Content-Length", str(len(payload))), ("Vary", "Authorization")],
         )
         return [b""] if method == "HEAD" else [payload]
+
+    def _hello_text(self, url: str) -> str:
+        """Hello's JSON without ``user``; the cached text serves while the registry's content is unchanged."""
+        registry = self.registry
+        settings, capabilities = registry.public_settings, registry.capabilities
+        cached = self._hello_texts.get(url)
+        if cached is not None and cached[0] == settings and cached[1] == capabilities:
+            return cached[2]
+        body: dict[str, Any] = dict(self.project)
+        body["url"] = url
+        if self.eos_text is not None:
+            body["eos"] = self.eos_text
+        body["settings"] = dict(settings)
+        body["capabilities"] = dict(capabilities)
+        text = json_dumps(body)
+        if len(self._hello_texts) < _HELLO_CACHE_SIZE or url in self._hello_texts:
+            # Deep copies: the registry's entries may be changed in place later.
+            self._hello_texts[url] = (copy.deepcopy(settings), copy.deepcopy(capabilities), text)
+        return text
 
     def _user(self, environ: dict[str, Any]) -> dict[str, Any] | None:
         user_id = environ.get(keys.USER_ID)
