@@ -7,11 +7,13 @@ size measures through :class:`PostgreSQLStorage`:
 * ``page``: ``get_all(limit=10)``, newest first (the default listing);
 * ``since``: a ``_since`` poll, ``last_modified > X`` near the end, ascending,
   tombstones included, limit 10;
+* ``next page``: a page in the middle of a ``Next-Page`` walk (keyset
+  pagination rules, no OFFSET);
 * ``page+count``: the page plus ``Total-Records`` (a count is O(n): only
   computed when asked).
 
 Prints the median of N runs and the ``EXPLAIN (ANALYZE, BUFFERS)`` plans of
-the two queries, then deletes the collection. Goal: page at 1M <= 2x page at 1K.
+the listing queries, then deletes the collection. Goal: page at 1M <= 2x page at 1K.
 
     python3 bench/postgresql_scaling.py [--url postgresql://...] [--runs 50] [--max 1000000]
 """
@@ -123,6 +125,15 @@ def main(argv: list[str] | None = None) -> int:
                     sorting=[Sort("last_modified", 1)], limit=10, include_deleted=True,
                 )
 
+            deep = size - size // 2  # a page in the middle of a Next-Page walk
+
+            def next_page() -> Any:
+                rules = [
+                    [Filter("last_modified", BASE_MS + deep, COMPARISON.LT)],
+                    [Filter("last_modified", BASE_MS + deep, COMPARISON.EQ), Filter("id", f"r{deep:08d}", COMPARISON.GT)],
+                ]
+                return storage.get_all(cid, "", pagination_rules=rules, limit=10)
+
             def page_count() -> Any:
                 return storage.get_all(cid, "", limit=10, count=True)
 
@@ -131,14 +142,20 @@ def main(argv: list[str] | None = None) -> int:
             records, _ = since()
             assert [r["n"] for r in records] == list(range(size - 49, size - 39)), records
             assert page_count()[1] == size
+            records, _ = next_page()
+            assert [r["n"] for r in records] == list(range(deep - 1, deep - 11, -1)), records
             runs = options.runs
             figures.append(
-                (size, median_ms(page, runs), median_ms(since, runs), median_ms(page_count, max(5, runs // 10)))
+                (
+                    size, median_ms(page, runs), median_ms(since, runs), median_ms(next_page, runs),
+                    median_ms(page_count, max(5, runs // 10)),
+                )
             )
             print(f"page  (get_all limit=10, newest first): {figures[-1][1]:.3f} ms median of {runs}")
             print(f"since (last_modified > X, limit=10):     {figures[-1][2]:.3f} ms median of {runs}")
-            print(f"page + count (Total-Records):            {figures[-1][3]:.3f} ms")
-            for name, call in (("page", page), ("since", since)):
+            print(f"next page (keyset rules, mid-walk):      {figures[-1][3]:.3f} ms median of {runs}")
+            print(f"page + count (Total-Records):            {figures[-1][4]:.3f} ms")
+            for name, call in (("page", page), ("since", since), ("next page", next_page)):
                 sql, args = captured_sql(pool, call)
                 print(f"-- EXPLAIN ANALYZE {name}:\n{explain(pool, sql, args)}")
     finally:
@@ -149,9 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ncleaned up {cid} in {time.monotonic() - t0:.1f}s")
         pool.dispose()
 
-    print("\nsize        page ms   since ms   page+count ms")
-    for size, page_ms, since_ms, count_ms in figures:
-        print(f"{size:>9,}  {page_ms:8.3f}  {since_ms:9.3f}  {count_ms:14.3f}")
+    print("\n     size   page ms   since ms   next-page ms   page+count ms")
+    for size, page_ms, since_ms, next_ms, count_ms in figures:
+        print(f"{size:>9,}  {page_ms:8.3f}  {since_ms:9.3f}  {next_ms:13.3f}  {count_ms:14.3f}")
     if len(figures) > 1:
         ratio = figures[-1][1] / figures[0][1]
         verdict = "OK" if ratio <= 2 else "ABOVE GOAL"

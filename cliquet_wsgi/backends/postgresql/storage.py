@@ -292,6 +292,29 @@ class _SQL:
         return ", ".join(terms)
 
 
+def _keyset_bound(rules: Sequence[Sequence[Filter]]) -> Filter | None:
+    """The range every rule implies on the first sort key, if there is one.
+
+    PERF: keyset rules ``k < v OR (k = v AND id > w)`` are an OR, which the
+    planner cannot turn into an index range; the implied ``k <= v``, AND-ed
+    on top, can, so page N costs what page 1 costs (RELIABILITY L2).
+    """
+    firsts = [rule[0] for rule in rules if rule]
+    if not rules or len(firsts) != len(rules):
+        return None
+    field, value = firsts[0].field, firsts[0].value
+    if not isinstance(value, (bool, int, float, str)):
+        return None  # EQ matches null/arrays/objects, which range filters never do
+    if any(f.field != field or f.value != value or type(f.value) is not type(value) for f in firsts):
+        return None
+    operators = {COMPARISON(f.operator) for f in firsts}
+    if operators <= {COMPARISON.EQ, COMPARISON.LT} and COMPARISON.LT in operators:
+        return Filter(field, value, COMPARISON.MAX)
+    if operators <= {COMPARISON.EQ, COMPARISON.GT} and COMPARISON.GT in operators:
+        return Filter(field, value, COMPARISON.MIN)
+    return None
+
+
 class PostgreSQLStorage(PostgreSQLBackend, Storage):
     """Storage in PostgreSQL ≥ 12 through pg8000.
 
@@ -584,6 +607,9 @@ class PostgreSQLStorage(PostgreSQLBackend, Storage):
         where = query.where(filters)
         counting = query.render(f"SELECT count(*) FROM records r WHERE {partition} AND NOT r.deleted AND {where}")
         rules = query.any_of(pagination_rules) if pagination_rules else "TRUE"
+        bound = _keyset_bound(pagination_rules)
+        if bound is not None:
+            rules = f"{query.condition(bound)} AND ({rules})"
         live = "" if include_deleted else "AND NOT r.deleted "
         listing = query.render(
             f"SELECT {_COLUMNS} FROM records r WHERE {partition} {live}AND {where} AND ({rules}) "
