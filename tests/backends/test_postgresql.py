@@ -287,6 +287,42 @@ def test_read_only_database_fails_writes_with_backend_error_but_serves_reads(url
         pool.dispose()
 
 
+def _session_pid(conn: Any) -> int:
+    cursor = conn.raw.cursor()
+    cursor.execute("SELECT pg_backend_pid()")
+    return cursor.fetchone()[0]
+
+
+def _forked_create(storage: PostgreSQLStorage, queue: Any) -> None:
+    try:
+        with storage.pool.transaction() as cursor:
+            created = storage.create("forked", PID, {"child": True})
+            cursor.execute("SELECT pg_backend_pid()")
+            session = cursor.fetchone()[0]
+        storage.pool.dispose()
+        queue.put(("ok", created["id"], session))
+    except Exception as exc:  # reported to the parent
+        queue.put(("error", repr(exc), None))
+
+
+def test_a_forked_child_never_uses_the_parents_connections(storage, pool):
+    parent_record = storage.create("forked", PID, {"child": False})
+    parent_pids = [_session_pid(conn) for conn in pool._idle]
+    assert parent_pids
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_forked_create, args=(storage, queue))
+    child.start()
+    status, child_id, child_pid = queue.get(timeout=30)
+    child.join(30)
+    assert status == "ok", child_id
+    assert child_pid not in parent_pids
+    # The parent's sessions were neither used nor closed by the child.
+    assert [_session_pid(conn) for conn in pool._idle] == parent_pids
+    records, _ = storage.get_all("forked", PID, sorting=[Sort("child", 1)])
+    assert [r["id"] for r in records] == [parent_record["id"], child_id]
+
+
 # -- transactions shared by storage and permission ---------------------------------------
 
 
