@@ -323,6 +323,98 @@ def test_a_forked_child_never_uses_the_parents_connections(storage, pool):
     assert [r["id"] for r in records] == [parent_record["id"], child_id]
 
 
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+class _PrivateCluster:
+    """A throwaway PostgreSQL cluster on a free loopback port that the test may restart.
+
+    ``initdb`` refuses to run as root, so as root it runs as ``postgres``
+    (RELIABILITY §3, "PostgreSQL control").
+    """
+
+    def __init__(self, base: Any) -> None:
+        import shutil
+        import subprocess
+
+        self.subprocess = subprocess
+        bindir = os.environ.get("CLIQUET_TEST_PG_BIN", PG_BIN)
+        self.initdb, self.pg_ctl = os.path.join(bindir, "initdb"), os.path.join(bindir, "pg_ctl")
+        if not os.path.exists(self.initdb):
+            require_service("postgresql binaries", f"no initdb in {bindir} (set CLIQUET_TEST_PG_BIN)")
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            runuser = shutil.which("runuser")
+            if runuser is None:
+                require_service("runuser", "needed to run initdb as postgres when root")
+            self.prefix = [runuser, "-u", "postgres", "--"]
+        self.dir = os.path.join(str(base), "pgdata")
+        os.makedirs(self.dir)
+        if os.geteuid() == 0:
+            shutil.chown(str(base), "postgres")
+            shutil.chown(self.dir, "postgres")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._run(self.initdb, "-D", self.dir, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        self.subprocess.run(
+            [*self.prefix, *args], check=True, stdout=self.subprocess.DEVNULL, stderr=self.subprocess.DEVNULL,
+            timeout=60,
+        )
+
+    def ctl(self, action: str) -> None:
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(self.pg_ctl, "-D", self.dir, "-o", options, "-m", "fast", "-w", action)
+
+
+@pytest.fixture
+def cluster(url):
+    import shutil
+    import tempfile
+
+    # Not pytest's tmp_path: its parents are private to root, and postgres must enter.
+    base = tempfile.mkdtemp(prefix="cliquet-pgcluster-")
+    try:
+        cluster = _PrivateCluster(base)
+        cluster.ctl("start")
+        try:
+            yield cluster
+        finally:
+            cluster.ctl("stop")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_restart_and_outage_are_survived_without_restarting_the_app(cluster):
+    """RELIABILITY F1/F3: 503-style BackendError while down, success right after, no app restart."""
+    pool = _pool(cluster.url, size=3, max_overflow=0, connect_timeout=1.0)
+    storage = PostgreSQLStorage(pool)
+    storage.initialize_schema()
+    for i in range(3):
+        storage.create("restart", PID, {"before": i})
+    assert len(pool._idle) >= 1
+    cluster.ctl("restart")
+    # Every pooled session died with the server; no call may fail because of it.
+    for i in range(pool.size + 1):
+        storage.create("restart", PID, {"after": i})
+    assert storage.get_all("restart", PID, count=True)[1] == 3 + pool.size + 1
+    cluster.ctl("stop")
+    try:
+        started = time.monotonic()
+        assert storage.ping() is False
+        with pytest.raises(BackendError):
+            storage.get_all("restart", PID)
+        assert time.monotonic() - started < 2 * pool.connect_timeout + 1
+        assert pool.checked_out == 0
+    finally:
+        cluster.ctl("start")
+    assert storage.get_all("restart", PID, count=True)[1] == 3 + pool.size + 1
+    pool.dispose()
+
+
 # -- transactions shared by storage and permission ---------------------------------------
 
 
