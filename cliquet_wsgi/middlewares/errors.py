@@ -7,6 +7,12 @@ inputs that would otherwise crash a layer below: request bodies over
 (400/107). Do not use it if an outer framework already renders errors in its
 own format and clients do not speak the Cliquet protocol.
 
+NOTE(errors): the body limit can only stop uploads that the server streams to
+the app (gunicorn does: a ``Content-Length`` over the limit is refused before
+any body byte arrives). waitress reads the whole body before calling the app;
+set its ``max_request_body_size`` to ``max_body_bytes`` so that it refuses
+large uploads itself (with its own, non-JSON, 413). See tests/test_servers.py.
+
 NOTE(errors): to be able to replace a response with an error when the body
 iterable raises, the middleware waits for the first non-empty chunk of the
 body before starting the response. Streaming apps that yield empty chunks for

@@ -93,6 +93,34 @@ def test_cors_on_every_status(inner):
     assert response.headers["Access-Control-Expose-Headers"] == BASE
 
 
+@pytest.mark.parametrize(
+    "origins, origin, expected",
+    [
+        pytest.param("*", "https://a.example", [("Access-Control-Allow-Origin", "*"),
+                                                ("Access-Control-Expose-Headers", BASE)], id="star"),
+        pytest.param("https://*.example", "https://a.example",
+                     [("Vary", "Origin"), ("Access-Control-Allow-Origin", "https://a.example"),
+                      ("Access-Control-Expose-Headers", BASE)], id="glob"),
+        pytest.param("https://*.example", "https://evil.test",
+                     [("Vary", "Origin"), ("Access-Control-Expose-Headers", BASE)], id="refused"),
+        pytest.param("*", "null", [("Access-Control-Expose-Headers", BASE)], id="null"),
+    ],
+)
+def test_origin_answers_stay_right_beyond_the_origin_cache(origins, origin, expected):
+    # 1,500 distinct forged origins fill the per-middleware cache; answers must not change after it is full.
+    client = make(cors_origins=origins)
+    if origins == "*":
+        forged_headers = [("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", BASE)]
+    else:
+        forged_headers = [("Vary", "Origin"), ("Access-Control-Expose-Headers", BASE)]
+    for number in range(1500):
+        response = client.get("/", headers={"Origin": f"https://forged-{number}.test"})
+        assert response.headerlist[2:] == forged_headers
+    for _ in range(2):  # cached or not, the same answer
+        response = client.get("/", headers={"Origin": origin})
+        assert response.headerlist[2:] == expected
+
+
 def test_inner_layers_extend_exposed_headers():
     def inner(environ, start_response):
         environ[keys.EXPOSE_HEADERS].extend(["Next-Page", "ETag", "Vary", "Bad Header\r\n"])

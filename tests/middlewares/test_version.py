@@ -289,6 +289,39 @@ def test_hello_registry_content():
     assert body["settings"] == {"batch_max_requests": 25, "readonly": False, "paginate_by": 20}
 
 
+def test_hello_follows_registry_changes_after_first_use():
+    reg = registry()
+    client = hello_app(reg)
+    assert client.get("/v1/").json == hello_body()
+    reg.register_public_setting("paginate_by", 20)
+    assert client.get("/v1/").json["settings"] == {"batch_max_requests": 25, "readonly": False, "paginate_by": 20}
+    reg.register_capability("history", "Track changes", "https://example.com/history")
+    capability = {"description": "Track changes", "url": "https://example.com/history"}
+    assert client.get("/v1/").json["capabilities"] == {"history": capability}
+    # Changed in place, behind the registry's back: still seen.
+    reg.capabilities["history"]["url"] = "https://example.com/v2/history"
+    assert client.get("/v1/").json["capabilities"]["history"]["url"] == "https://example.com/v2/history"
+
+
+@pytest.mark.parametrize(
+    "environ, url",
+    [
+        pytest.param({"HTTP_HOST": "a.example:8080"}, "http://a.example:8080/v1/", id="host"),
+        pytest.param({"HTTP_HOST": "b.example"}, "http://b.example/v1/", id="other-host"),
+        pytest.param({"HTTP_HOST": "evil\r\nx", "SERVER_NAME": "srv", "SERVER_PORT": "81"}, "http://srv:81/v1/",
+                     id="forged-host-uses-server"),
+        pytest.param({"HTTP_HOST": "a.example", "wsgi.url_scheme": "https"}, "https://a.example/v1/", id="scheme"),
+        pytest.param({"HTTP_HOST": "a.example", "SCRIPT_NAME": "/api"}, "http://a.example/api/v1/", id="script"),
+    ],
+)
+def test_hello_url_per_request_with_one_middleware(environ, url):
+    # One middleware (hence one cache) serves all the cases, in both orders.
+    client = make(**PROJECT)
+    for _ in range(2):
+        assert client.get("/v1/", extra_environ=environ).json["url"] == url
+        assert client.get("/v1/", extra_environ={"HTTP_HOST": "c.example"}).json["url"] == "http://c.example/v1/"
+
+
 def test_hello_user_from_environ():
     response = hello_app().get("/v1/", extra_environ={keys.USER_ID: "basicauth:abc",
                                                       keys.PRINCIPALS: ["system.Everyone", "basicauth:abc"]})
