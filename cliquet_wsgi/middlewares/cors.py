@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from operator import itemgetter
 from typing import Any, Callable, Iterable
 
 from cliquet_wsgi import environ as keys
@@ -45,7 +44,6 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BAD_ORIGIN = re.compile(r"[\x00-\x20\x7f-\U0010ffff]")
 # Origins remembered by one middleware; beyond that (forged origins) they are recomputed.
 _ALLOWED_CACHE_SIZE = 1024
-_name = itemgetter(0)
 
 
 def _checked(name: str, value: Any) -> Any:
@@ -132,10 +130,15 @@ class CORSMiddleware:
 
         def cors_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
             extra = environ.get(keys.EXPOSE_HEADERS, exposed)
-            if tail is not None and not extra and _OWNED_HEADERS.isdisjoint(map(str.lower, map(_name, headers))):
-                headers = [*headers, *tail]
-            else:
+            if tail is None or extra:
                 headers = decorate(headers, origin, extra)
+            else:
+                for name, _ in headers:
+                    if name.lower() in _OWNED_HEADERS:
+                        headers = decorate(headers, origin, extra)
+                        break
+                else:
+                    headers = [*headers, *tail]
             if exc_info is not None:
                 return start_response(status, headers, exc_info)
             return start_response(status, headers)
@@ -145,11 +148,7 @@ class CORSMiddleware:
     def _decorate(
         self, headers: list[tuple[str, str]], origin: str | None, extra: Iterable[str]
     ) -> list[tuple[str, str]]:
-        if _OWNED_HEADERS.isdisjoint(map(str.lower, map(_name, headers))):
-            # PERF: the common case, checked without a Python-level loop.
-            result = list(headers)
-        else:
-            result = [(k, v) for k, v in headers if k.lower() not in _OWNED_HEADERS]
+        result = [(k, v) for k, v in headers if k.lower() not in _OWNED_HEADERS]
         if not self.allow_all:
             # The answer depends on Origin whenever it is not "*" (S5), even without one.
             _add_vary(result, "Origin")
