@@ -130,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
             def next_page() -> Any:
                 rules = [
                     [Filter("last_modified", BASE_MS + deep, COMPARISON.LT)],
-                    [Filter("last_modified", BASE_MS + deep, COMPARISON.EQ), Filter("id", f"r{deep:08d}", COMPARISON.GT)],
+                    [
+                        Filter("last_modified", BASE_MS + deep, COMPARISON.EQ),
+                        Filter("id", f"r{deep:08d}", COMPARISON.GT),
+                    ],
                 ]
                 return storage.get_all(cid, "", pagination_rules=rules, limit=10)
 

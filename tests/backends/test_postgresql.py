@@ -682,7 +682,9 @@ def test_since_and_newest_first_pages_are_index_scans(storage, pool):
 MARK = "Zq9"
 _names = st.lists(st.text(min_size=0, max_size=12).map(lambda s: MARK + s), min_size=1, max_size=3).map(".".join)
 # A small pool, so that filters hit equal, smaller and larger values of every type.
-_scalars = st.sampled_from([None, True, False, -1, 0, 1, 1.0, 2, 0.5, "", "a", "A", "ab", "b", "a*b", "a%", "_", "\\", "1"])
+_scalars = st.sampled_from(
+    [None, True, False, -1, 0, 1, 1.0, 2, 0.5, "", "a", "A", "ab", "b", "a*b", "a%", "_", "\\", "1"]
+)
 _values = st.one_of(
     _scalars, _scalars, _scalars,
     st.lists(_scalars, max_size=3),
@@ -751,7 +753,11 @@ def _walk_pages(storage: PostgreSQLStorage, filters: list[Filter], sorting: list
     raise AssertionError("pagination does not end")
 
 
-@settings(max_examples=int(os.environ.get("CLIQUET_TEST_HYPOTHESIS_EXAMPLES", "100")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("CLIQUET_TEST_HYPOTHESIS_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data())
 def test_field_names_are_bound_never_in_sql_and_results_match_the_reference(storage, data):
     fields = data.draw(st.lists(_names, min_size=1, max_size=3, unique=True), label="fields")
@@ -817,7 +823,9 @@ def test_like_escapes_percent_underscore_and_backslash(storage):
         storage.create("like", PID, {"v": value})
 
     def like(needle: str) -> list[str]:
-        records, _ = storage.get_all("like", PID, filters=[Filter("v", needle, COMPARISON.LIKE)], sorting=[Sort("v", 1)])
+        records, _ = storage.get_all(
+            "like", PID, filters=[Filter("v", needle, COMPARISON.LIKE)], sorting=[Sort("v", 1)]
+        )
         return [r["v"] for r in records]
 
     assert like("0%") == ["100%"]

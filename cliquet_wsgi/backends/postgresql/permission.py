@@ -169,7 +169,9 @@ class PostgreSQLPermission(PostgreSQLBackend, Permission):
     def replace_object_permissions(self, object_id: str, permissions: Mapping[str, Iterable[str]]) -> None:
         if not permissions:
             return
-        entries = [{"p": perm, "u": principal} for perm, principals in permissions.items() for principal in set(principals)]
+        entries = [
+            {"p": perm, "u": principal} for perm, principals in permissions.items() for principal in set(principals)
+        ]
         with self.pool.transaction() as cursor:
             cursor.execute(
                 "DELETE FROM access_control_entries WHERE object_id = %s "

@@ -37,7 +37,9 @@ _NOW_MS = "floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 
 _COLUMNS = "r.id, r.last_modified, r.deleted, r.data"
 
-_JSON_TYPES = {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object"}
+_JSON_TYPES = {
+    bool: "boolean", int: "number", float: "number", str: "string", list: "array", tuple: "array", dict: "object",
+}
 
 _SQL_OPERATORS = {
     COMPARISON.LT: "<",
