@@ -68,6 +68,15 @@ def seed(pool: Pool, cid: str, start: int, stop: int) -> None:
         )
 
 
+def vacuum(pool: Pool) -> None:
+    """VACUUM records, indexes included (outside a transaction, as VACUUM requires)."""
+    conn = pool.checkout()
+    try:
+        conn.raw.cursor().execute("VACUUM (INDEX_CLEANUP ON, ANALYZE) records")
+    finally:
+        pool.checkin(conn)
+
+
 def captured_sql(pool: Pool, call: Callable[[], Any]) -> tuple[str, list[Any]]:
     """The listing statement ``call`` sends (the last ``SELECT r.id ...``)."""
     seen: list[tuple[str, list[Any]]] = []
@@ -111,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             seed(pool, cid, seeded, size)
             seeded = size
-            with pool.transaction() as cursor:
-                cursor.execute("ANALYZE records")
+            # Fresh statistics and visibility map; dead rows of earlier runs gone.
+            vacuum(pool)
             print(f"\n== {size:,} records (seeded in {time.monotonic() - t0:.1f}s)")
             since_value = BASE_MS + size - 50
 
@@ -166,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         with pool.transaction() as cursor:
             cursor.execute("DELETE FROM records WHERE collection_id = %s", (cid,))
             cursor.execute("DELETE FROM timestamps WHERE collection_id = %s", (cid,))
+        vacuum(pool)
         print(f"\ncleaned up {cid} in {time.monotonic() - t0:.1f}s")
         pool.dispose()
 
