@@ -310,7 +310,7 @@ def http_client(base: str) -> Client:
 
 LUA = """
 wrk.method = "%(method)s"
-wrk.path = "%(path)s"
+wrk.path = %(path)s
 %(headers)s
 unexpected = 0
 %(request)s
@@ -337,8 +337,9 @@ end
 
 
 def lua_script(scenario: dict) -> str:
-    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in scenario["headers"].items())
-    return LUA % {"method": scenario["method"], "path": scenario["path"], "headers": headers,
+    # JSON string literals are valid Lua ones (ETags carry double quotes).
+    headers = "\n".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in scenario["headers"].items())
+    return LUA % {"method": scenario["method"], "path": json.dumps(scenario["path"]), "headers": headers,
                   "request": LUA_POST if scenario["method"] == "POST" else "", "status": scenario["status"]}
 
 
@@ -346,12 +347,15 @@ def run_wrk(url: str, script: str, duration: int, connections: int) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     try:
-        output = subprocess.run(
+        done = subprocess.run(
             ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", handle.name, url],
-            check=True, capture_output=True, text=True, timeout=duration + 60,
-        ).stdout
+            capture_output=True, text=True, timeout=duration + 60,
+        )
     finally:
         os.unlink(handle.name)
+    output = done.stdout
+    if done.returncode != 0 or "unexpected-statuses:" not in output:
+        raise SystemExit(f"wrk failed ({done.returncode}):\n{output}\n{done.stderr}\n--- script:\n{script}")
     errors = re.search(r"Socket errors: (.*)", output)
     return {
         "requests": int(re.search(r"(\d+) requests in", output).group(1)),
@@ -427,6 +431,23 @@ def run_http(backend: str, targets: list[str], storage_url: str, kinto_env: dict
     return results
 
 
+def run_ceiling(args: argparse.Namespace) -> dict:
+    """req/s of a bare WSGI function under the same gunicorn and wrk: no app can do better here."""
+    from bench.batch import cpu_seconds
+
+    server = Server([sys.executable, "-m", "gunicorn"], "bare", target_env("bare", "memory://", {}))
+    try:
+        server.start()
+        before = cpu_seconds(server.worker)
+        scenario = {"method": "GET", "path": "/v1/articles", "headers": {"Authorization": basic("bare")},
+                    "status": 200}
+        result = run_wrk(server.url, lua_script(scenario), args.duration, args.connections)
+        result["per_worker_cpu_second"] = result["requests"] / max(cpu_seconds(server.worker) - before, 1e-9)
+        return result
+    finally:
+        server.stop()
+
+
 def kinto_migrate(args: argparse.Namespace, kinto_env: dict) -> None:
     kinto = os.path.join(os.path.dirname(args.kinto_python), "kinto")
     subprocess.run([kinto, "migrate", "--ini", KINTO_INI], env={**os.environ, **kinto_env}, check=True,
@@ -471,6 +492,10 @@ def print_table(summary: dict) -> None:
                     return f"{d['requests_per_second']:9.0f} ({d['per_worker_cpu_second']:6.0f})".rjust(20)
 
                 print(f"  {name:<20}{cell(ours)}{cell(theirs)}{fmt(r, '8.2f')}x{fmt(rc, '10.2f')}x{mark(r)}")
+    ceiling = summary.get("ceiling")
+    if ceiling:
+        print(f"\nceiling: a bare WSGI function under the same gunicorn + wrk: {ceiling['requests_per_second']:.0f} "
+              f"req/s ({ceiling['per_worker_cpu_second']:.0f} per worker CPU-s)")
     for problem in summary["problems"]:
         print("PROBLEM:", problem)
 
@@ -491,6 +516,8 @@ def parent(args: argparse.Namespace) -> int:
     backends = args.backends.split(",")
     started = time.monotonic()
     try:
+        if not args.no_http:
+            summary["ceiling"] = run_ceiling(args)
         for backend in backends:
             storage_url, kinto_env = backend_config(backend, args)
             if backend == "postgresql":
@@ -511,6 +538,10 @@ def parent(args: argparse.Namespace) -> int:
             recreate_database(args.cliquet_database, drop_only=True)
             recreate_database(args.kinto_database, drop_only=True)
     summary["elapsed_seconds"] = round(time.monotonic() - started, 1)
+    ceiling = summary.get("ceiling", {})
+    if ceiling.get("unexpected_statuses") or ceiling.get("socket_errors"):
+        problems.append(f"ceiling: {ceiling['unexpected_statuses']} unexpected statuses, "
+                        f"socket errors: {ceiling['socket_errors'] or 0}")
     for backend, parts in summary["backends"].items():
         for mode in ("inprocess", "http"):
             for target, scenarios in parts.get(mode, {}).items():

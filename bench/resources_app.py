@@ -9,6 +9,8 @@
   schema created). The request log layer is left out, as Kinto's summary log
   is silenced in ``bench/kinto.ini``: the benchmark measures the protocol, not
   log output.
+* ``bare``: a WSGI function answering a fixed 200 JSON body to every request,
+  no middleware: the ceiling of the server setup (gunicorn, wrk, loopback).
 * ``kinto``: Kinto built from ``BENCH_KINTO_INI`` (default ``bench/kinto.ini``);
   Kinto's own ``KINTO_*`` environment variables pick its backends. Only
   importable from Kinto's virtualenv: Kinto is a benchmark peer, never a
@@ -28,6 +30,12 @@ SECRET = "bench-resources-secret"  # the same HMAC secret as bench/kinto.ini
 def not_found(environ, start_response):
     body = b'{"error": "not found"}'
     start_response("404 Not Found", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def bare(environ, start_response):
+    body = b'{"data": []}'
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
 
 
@@ -55,9 +63,11 @@ def build(target: str | None = None) -> Any:
     target = target or os.environ.get("BENCH_TARGET", "cliquet")
     if target == "cliquet":
         return build_cliquet(os.environ.get("BENCH_STORAGE_URL", "memory://"))
+    if target == "bare":
+        return bare
     if target == "kinto":
         return build_kinto(os.environ.get("BENCH_KINTO_INI", os.path.join(HERE, "kinto.ini")))
-    raise SystemExit(f"BENCH_TARGET must be 'cliquet' or 'kinto', not {target!r}")
+    raise SystemExit(f"BENCH_TARGET must be 'cliquet', 'bare' or 'kinto', not {target!r}")
 
 
 application = build()
