@@ -415,6 +415,47 @@ def test_restart_and_outage_are_survived_without_restarting_the_app(cluster):
     pool.dispose()
 
 
+def _hold_partition_lock(url: str, ready: Any) -> None:
+    pool = Pool(url, size=1, max_overflow=0, application_name="cliquet-wsgi-test-killed")
+    storage = PostgreSQLStorage(pool)
+    with storage.transaction():
+        storage.create("killed-writer", PID, {"half": "written"})
+        ready.set()
+        time.sleep(60)  # killed long before
+
+
+def test_a_writer_killed_mid_transaction_leaves_nothing_and_releases_the_lock(url, storage):
+    """RELIABILITY F9: no partial write; the next writer of the partition proceeds in under 1 s."""
+    import signal
+
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    writer = context.Process(target=_hold_partition_lock, args=(url, ready))
+    writer.start()
+    try:
+        assert ready.wait(30)
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.join(10)
+        started = time.monotonic()
+        record = storage.create("killed-writer", PID, {"after": True})
+        assert time.monotonic() - started < 1.0
+    finally:
+        if writer.is_alive():
+            writer.kill()
+    assert storage.get_all("killed-writer", PID, include_deleted=True) == ([record], None)
+
+
+def test_limit_is_capped_by_max_fetch_size(pool):
+    storage = PostgreSQLStorage(pool, {"storage_max_fetch_size": 3})
+    storage.initialize_schema()
+    for i in range(5):
+        storage.create("capped", PID, {"n": i})
+    assert [r["n"] for r in storage.get_all("capped", PID, limit=10)[0]] == [4, 3, 2]
+    assert [r["n"] for r in storage.get_all("capped", PID)[0]] == [4, 3, 2]
+    assert storage.get_all("capped", PID, limit=2, count=True)[1] == 5
+    storage.delete_all("capped", PID, with_deleted=False)
+
+
 # -- transactions shared by storage and permission ---------------------------------------
 
 
