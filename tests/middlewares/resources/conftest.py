@@ -27,6 +27,10 @@ BACKENDS = ["memory", "sqlite", "postgresql"]
 PG_DATABASE = "cliquet_resources_tests"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "concurrency: heavy test with threads or processes (run for every backend)")
+
+
 def user_id(name: str) -> str:
     return f"basicauth:{name}"
 
