@@ -179,7 +179,7 @@ class VersionMiddleware:
         # PERF: base URLs per (scheme, Host, server, SCRIPT_NAME) and hello's JSON
         # (without "user") per URL, revalidated against the registry on every use.
         self._base_urls: dict[tuple, str] = {}
-        self._hello_texts: dict[str, tuple[dict, dict, str]] = {}
+        self._hello_texts: dict[str, tuple[dict, dict, str, bytes]] = {}
         # CORS preflight (above) learns that hello only answers GET and HEAD.
         self.registry.register_endpoint_methods(_hello_methods)
 
@@ -311,25 +311,28 @@ class VersionMiddleware:
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
             return self._error(environ, start_response, method_not_allowed(["GET", "HEAD"]))
-        text = self._hello_text(self._base_url(environ) + self.prefix + "/")
+        text, payload = self._hello_text(self._base_url(environ) + self.prefix + "/")
         user = self._user(environ)
         if user is not None:
             # "user" is the last key: splicing it in gives the text json_dumps would.
-            text = f'{text[:-1]},"user":{json_dumps(user)}}}'
-        payload = text.encode("utf-8")
+            payload = f'{text[:-1]},"user":{json_dumps(user)}}}'.encode("utf-8")
         start_response(
             status_line(200),
             [("Content-Type", JSON_CONTENT_TYPE), ("Content-Length", str(len(payload))), ("Vary", "Authorization")],
         )
         return [b""] if method == "HEAD" else [payload]
 
-    def _hello_text(self, url: str) -> str:
-        """Hello's JSON without ``user``; the cached text serves while the registry's content is unchanged."""
+    def _hello_text(self, url: str) -> tuple[str, bytes]:
+        """Hello's JSON without ``user``, as text and UTF-8; cached while the registry's content is unchanged.
+
+        NOTE(version): "unchanged" is ``==`` on deep copies, so replacing a value by an
+        equal one of another JSON type (``1`` by ``True``) is not seen until another change.
+        """
         registry = self.registry
         settings, capabilities = registry.public_settings, registry.capabilities
         cached = self._hello_texts.get(url)
         if cached is not None and cached[0] == settings and cached[1] == capabilities:
-            return cached[2]
+            return cached[2], cached[3]
         body: dict[str, Any] = dict(self.project)
         body["url"] = url
         if self.eos_text is not None:
@@ -337,10 +340,11 @@ class VersionMiddleware:
         body["settings"] = dict(settings)
         body["capabilities"] = dict(capabilities)
         text = json_dumps(body)
+        payload = text.encode("utf-8")
         if len(self._hello_texts) < _HELLO_CACHE_SIZE or url in self._hello_texts:
             # Deep copies: the registry's entries may be changed in place later.
-            self._hello_texts[url] = (copy.deepcopy(settings), copy.deepcopy(capabilities), text)
-        return text
+            self._hello_texts[url] = (copy.deepcopy(settings), copy.deepcopy(capabilities), text, payload)
+        return text, payload
 
     def _user(self, environ: dict[str, Any]) -> dict[str, Any] | None:
         user_id = environ.get(keys.USER_ID)
