@@ -44,6 +44,24 @@ def check_envelope(resource: CompiledResource, payload: Any, *, data_required: b
     return data, permissions
 
 
+def nul_path(value: Any) -> list[str] | None:
+    """Path to the first string (value or key) containing U+0000, else ``None``."""
+    stack: list[tuple[Any, list[str]]] = [(value, [])]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                if "\x00" in key:
+                    return [*path, key.replace("\x00", "\\u0000")]
+                stack.append((sub, [*path, key]))
+        elif isinstance(item, list):
+            stack.extend((sub, [*path, str(i)]) for i, sub in enumerate(item))
+    return None
+
+
 def permission_errors(permissions: Any) -> list[dict[str, Any]]:
     if not isinstance(permissions, dict):
         return [body_error("permissions", f"{_show(permissions)} is not an object")]
@@ -51,7 +69,9 @@ def permission_errors(permissions: Any) -> list[dict[str, Any]]:
     for key, principals in permissions.items():
         if key not in RECORD_PERMISSIONS:
             errors.append(body_error("permissions", f"{json_dumps(key)} is not one of {', '.join(RECORD_PERMISSIONS)}"))
-        elif not isinstance(principals, list) or not all(isinstance(p, str) and p for p in principals):
+        elif not isinstance(principals, list) or not all(
+            isinstance(p, str) and p and "\x00" not in p for p in principals
+        ):
             errors.append(body_error(f"permissions.{key}", f"{_show(principals)} is not a list of principals"))
     return errors
 
@@ -63,6 +83,11 @@ def clean_record(resource: CompiledResource, data: dict[str, Any], *, apply_defa
     on create and replace.
     """
     record = {k: copy.deepcopy(v) for k, v in data.items() if k not in ("id", "last_modified")}
+    path = nul_path(record)
+    if path is not None:
+        # NOTE: PostgreSQL's JSONB cannot store U+0000; refuse it everywhere alike.
+        name = ".".join(["data", *path])
+        raise invalid_parameters([body_error(name, f"{name} contains a NUL character")])
     if resource.strict:
         record = {k: v for k, v in record.items() if k in resource.properties}
     if apply_defaults:

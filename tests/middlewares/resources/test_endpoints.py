@@ -583,6 +583,24 @@ def test_to_param_alert(app):
     assert '"code":"soft-eol"' in response.headers["Alert"]
 
 
-def test_invalid_utf8_querystring_is_400_not_500(app):
-    response = app.get("/articles?title=%ff", headers=ALICE, expect_errors=True)
-    assert response.status_int in (200, 400)
+@pytest.mark.parametrize("query", ["title=%ff", "%ff=1", "_sort=%ff", "_fields=%ff"])
+def test_invalid_utf8_querystring_is_400_not_500(app, query):
+    response = app.get(f"/articles?{query}", headers=ALICE, status=400)
+    assert response.json["details"] == [{"location": "querystring", "name": None,
+                                         "description": "Invalid UTF-8 in querystring"}]
+
+
+@pytest.mark.parametrize("data,name", [
+    pytest.param({"title": "a\u0000b"}, "data.title", id="value"),
+    pytest.param({"tags": ["ok", "\u0000"]}, "data.tags.1", id="in-list"),
+])
+def test_nul_characters_are_400_on_every_backend(app, data, name):
+    response = app.post_json("/articles", {"data": data}, headers=ALICE, status=400)
+    assert response.json["details"] == [{"location": "body", "name": name,
+                                         "description": f"{name} contains a NUL character"}]
+
+
+def test_nul_in_key_of_schemaless_record_is_400(make_app):
+    app = make_app([Resource("note")])
+    response = app.post_json("/notes", {"data": {"a\u0000": 1}}, headers=ALICE, status=400)
+    assert response.json["details"][0]["name"] == "data.a\\u0000"
