@@ -109,14 +109,26 @@ def cache_headers(ctx: Context) -> list[tuple[str, str]]:
     return [("Cache-Control", "no-cache")]
 
 
-def precondition_failed(current: int, existing: Any) -> CliquetError:
+def precondition_failed(current: int | None, existing: Any) -> CliquetError:
     return CliquetError(
         412,
         ERRORS.MODIFIED_MEANWHILE,
         message="Resource was modified meanwhile",
         details={"existing": existing} if existing is not None else {},
-        headers=timestamp_headers(current),
+        headers=timestamp_headers(current) if current is not None else [],
     )
+
+
+def write_refused(pre: Preconditions, current: int | None) -> bool:
+    """Preconditions of a write on a target whose timestamp is ``current`` (None: absent).
+
+    ``If-None-Match: *`` refuses existing targets; a value is ignored on
+    writes in order mode and refuses an equal ETag in strict mode (RFC 9110).
+    """
+    if current is not None and pre.if_none_match is not None:
+        if pre.if_none_match == ANY or pre.strict and pre.none_match_hits(current):
+            return True
+    return pre.match_fails(current)
 
 
 def record_not_found() -> CliquetError:
@@ -376,7 +388,7 @@ def _post_existing(ctx: Context, existing: dict[str, Any]) -> Reply:
         # Answering the record would disclose it to someone who cannot read it.
         raise ctx.deny()
     current = existing["last_modified"]
-    if pre.if_none_match == ANY or pre.match_fails(current):
+    if write_refused(pre, current):
         raise precondition_failed(current, existing)
     return Reply(200, [], record_body(ctx, existing))
 
@@ -438,10 +450,8 @@ def put_record(ctx: Context) -> Reply:
     with ctx.storage.transaction():
         existing = get_record(ctx, record_id, for_update=True)
         current = existing["last_modified"] if existing is not None else tombstone_timestamp(ctx, record_id)
-        if existing is not None and pre.if_none_match == ANY:
+        if write_refused(pre, current if existing is not None else None) or pre.match_fails(current):
             raise precondition_failed(current, existing)
-        if pre.match_fails(current):
-            raise precondition_failed(current if current is not None else 0, existing)
         if existing is not None:
             check_readonly(ctx.resource, record, existing, keep_absent=True)
         record = ctx.resource.process_record(record, existing)
@@ -511,7 +521,7 @@ def patch_record(ctx: Context) -> Reply:
         if existing is None:
             raise record_not_found()
         current = existing["last_modified"]
-        if pre.if_none_match == ANY or pre.match_fails(current):
+        if write_refused(pre, current):
             raise precondition_failed(current, existing)
         old_data = {k: v for k, v in existing.items() if k not in _META}
         if ctx.body_kind == JSON_PATCH:
@@ -573,7 +583,7 @@ def delete_record(ctx: Context) -> Reply:
         if existing is None:
             raise record_not_found()
         current = existing["last_modified"]
-        if pre.if_none_match == ANY or pre.match_fails(current):
+        if write_refused(pre, current):
             raise precondition_failed(current, existing)
         forced = None
         values = [v for k, v in ctx.params if k == "last_modified"]

@@ -184,3 +184,17 @@ def test_strict_preconditions(make_app):
                             expect_errors=True)
     assert response.status_int == 412
     assert response.json["details"] == {}
+
+
+def test_strict_if_none_match_value_on_writes(make_app):
+    app = make_app([Resource("article")], strict_preconditions=True)
+    record = create(app, title="a")
+    ts = record["last_modified"]
+    url = f"/articles/{record['id']}"
+    response = app.patch_json(url, {"data": {"title": "b"}}, headers={**ALICE, "If-None-Match": etag(ts)},
+                              expect_errors=True)
+    assert_412(response, ts, record)
+    app.patch_json(url, {"data": {"title": "b"}}, headers={**ALICE, "If-None-Match": etag(ts - 1)}, status=200)
+    response = app.put_json(f"/articles/{NEW_ID}", {"data": {}}, headers={**ALICE, "If-Match": '"1"'},
+                            expect_errors=True)
+    assert "ETag" not in response.headers
