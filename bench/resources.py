@@ -52,6 +52,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KINTO_INI = os.path.join(ROOT, "bench", "kinto.ini")
 SCENARIOS = ("get_collection_10", "get_collection_100", "get_record", "post_record", "poll_304")
 GOAL = 3.0
+LAYOUTS = {
+    "explicit": "explicit bucket + collections created by the benchmark user",
+    "default_bucket": "default_bucket plugin, one user per collection (/v1/buckets/default/collections/articles)",
+}
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 
 #: (status, headers, body) of one request, whatever carries it.
@@ -78,12 +82,16 @@ def expect(answer: tuple[int, dict, bytes], status: int, what: str) -> dict:
     return json.loads(body) if body else {}
 
 
-def setup_fixtures(target: str, request: Client) -> dict[str, dict]:
+def setup_fixtures(target: str, request: Client, kinto_layout: str = "explicit") -> dict[str, dict]:
     """Create the records and return each scenario's request: method, path, headers, expected status."""
     json_headers = {"Content-Type": "application/json"}
     if target == "cliquet":
         auth = {size: {"Authorization": basic(f"user{size}")} for size in (10, 100, "post")}
         paths = {size: "/v1/articles" for size in (10, 100, "post")}
+    elif kinto_layout == "default_bucket":
+        # One user per collection as on our side; the plugin creates bucket and collection implicitly.
+        auth = {size: {"Authorization": basic(f"user{size}")} for size in (10, 100, "post")}
+        paths = {size: "/v1/buckets/default/collections/articles/records" for size in (10, 100, "post")}
     else:
         owner = {"Authorization": basic("owner")}
         auth = {size: owner for size in (10, 100, "post")}
@@ -207,7 +215,7 @@ def child(args: argparse.Namespace) -> int:
     from bench import resources_app
 
     app = resources_app.application
-    scenarios = setup_fixtures(args.target, wsgi_client(app))
+    scenarios = setup_fixtures(args.target, wsgi_client(app), os.environ.get("BENCH_KINTO_LAYOUT", "explicit"))
     selected = args.scenarios.split(",") if args.scenarios else SCENARIOS
     if args.profile:
         return profile(app, scenarios, selected, args)
@@ -264,10 +272,14 @@ def recreate_database(name: str, drop_only: bool = False) -> None:
 
 def backend_config(backend: str, args: argparse.Namespace) -> tuple[str, dict]:
     """Our storage URL and Kinto's environment overrides for a backend."""
+    kinto_env = {"BENCH_KINTO_LAYOUT": args.kinto_layout}
+    if args.kinto_layout == "default_bucket":
+        kinto_env["KINTO_INCLUDES"] = "kinto.plugins.default_bucket"
     if backend == "memory":
-        return "memory://", {}
+        return "memory://", kinto_env
     kinto_url = f"{PG_SERVER}/{args.kinto_database}"
     return f"{PG_SERVER}/{args.cliquet_database}", {
+        **kinto_env,
         "KINTO_STORAGE_BACKEND": "kinto.core.storage.postgresql", "KINTO_STORAGE_URL": kinto_url,
         "KINTO_PERMISSION_BACKEND": "kinto.core.permission.postgresql", "KINTO_PERMISSION_URL": kinto_url,
     }
@@ -404,7 +416,7 @@ def run_http(backend: str, targets: list[str], storage_url: str, kinto_env: dict
         scenarios = {}
         for target, server in servers.items():
             server.start()
-            scenarios[target] = setup_fixtures(target, http_client(server.url))
+            scenarios[target] = setup_fixtures(target, http_client(server.url), args.kinto_layout)
         for name in SCENARIOS:
             rounds: dict[str, list[dict]] = {t: [] for t in targets}
             # NOTE: targets alternate for each scenario (and each round) so that load from
@@ -512,7 +524,7 @@ def parent(args: argparse.Namespace) -> int:
         problems.append(f"Kinto not measured: {args.kinto_python} does not exist (see bench/kinto.ini)")
     summary: dict[str, Any] = {"backends": {}, "problems": problems, "repeats": args.repeats,
                                "duration": args.duration, "rounds": args.rounds, "connections": args.connections,
-                               "kinto_layout": "explicit bucket + collections owned by the user"}
+                               "kinto_layout": LAYOUTS[args.kinto_layout]}
     backends = args.backends.split(",")
     started = time.monotonic()
     try:
@@ -569,6 +581,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="HTTP: alternating rounds (the median counts)")
     parser.add_argument("--connections", type=int, default=2)
     parser.add_argument("--kinto-python", default="/tmp/kinto-venv/bin/python")
+    parser.add_argument("--kinto-layout", choices=sorted(LAYOUTS), default="explicit",
+                        help="Kinto's records: an explicit bucket (default) or the default_bucket plugin")
     parser.add_argument("--cliquet-database", default="cliquet_bench_resources")
     parser.add_argument("--kinto-database", default="kinto_bench")
     parser.add_argument("--keep-databases", action="store_true")
