@@ -60,6 +60,9 @@ class Resource:
       ``/{name}s/{id}``; ``parent``: path prefix of a nested resource such as
       ``/buckets/{bucket_id}/collections/{collection_id}``.
     * ``process_record(new, old)``: hook returning the record to store.
+    * ``get_bound_permissions(object_id, permission)``: optional method of a
+      subclass returning the ``(object_id, permission)`` pairs that also grant
+      it (inheritance, e.g. write implies read, §9.2 and §15 #31).
     """
 
     name: str = ""

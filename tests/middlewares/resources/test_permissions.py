@@ -194,3 +194,22 @@ def test_permissions_rollback_with_records(app, monkeypatch):
     response = app.post_json("/pages", {"data": {"title": "x"}}, headers=as_user(OWNER), status=503)
     assert response.json["errno"] == 201
     assert app.registry.storage.get_all("page", "")[0] == []
+
+
+class WriteImpliesRead(Resource):
+    name = "doc"
+    model = "shareable"
+
+    def get_bound_permissions(self, object_id, permission):
+        if permission == "read":
+            return [(object_id, "read"), (object_id, "write")]
+        return [(object_id, permission)]
+
+
+def test_bound_permissions_hook(make_app):
+    app = make_app([WriteImpliesRead()], doc_create_principals="system.Authenticated")
+    created = app.post_json("/docs", {"data": {}}, headers=as_user(OWNER)).json["data"]
+    # The owner only holds write, which the hook makes imply read.
+    app.get(f"/docs/{created['id']}", headers=as_user(OWNER), status=200)
+    assert [r["id"] for r in app.get("/docs", headers=as_user(OWNER)).json["data"]] == [created["id"]]
+    app.get(f"/docs/{created['id']}", headers=as_user(EVE), status=403)
