@@ -152,3 +152,15 @@ def test_backend_error_is_503_with_retry_after(make_app, monkeypatch):
     response = app.get("/items", headers=ALICE, status=503)
     assert response.headers["Retry-After"] == "7"
     assert response.json["errno"] == 201
+
+
+def test_shareable_on_one_sqlite_file_is_refused(tmp_path):
+    from cliquet_wsgi.registry import Registry
+    from cliquet_wsgi.settings import load_settings
+
+    url = f"sqlite:///{tmp_path}/one.sqlite"
+    registry = Registry(load_settings({"storage_url": url, "permission_url": url}, environ={}))
+    with pytest.raises(ConfigurationError, match="another file"):
+        ResourcesMiddleware(fallback_app, registry=registry, resources=[Resource("page", model="shareable")])
+    # Per-user resources never write ACEs: one file is fine.
+    ResourcesMiddleware(fallback_app, registry=registry, resources=[Resource("article")])
