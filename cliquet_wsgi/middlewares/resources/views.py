@@ -135,12 +135,21 @@ def record_not_found() -> CliquetError:
     return CliquetError(404, ERRORS.INVALID_RESOURCE_ID)
 
 
-def conflict(error: UnicityError) -> CliquetError:
+def conflict(ctx: "Context", error: UnicityError) -> CliquetError:
+    """409/122 (§10.10, §15 #3 #4); the existing record only if the requester may read it (S3)."""
+    details: dict[str, Any] = {"field": error.field}
+    existing_id = error.record.get("id")
+    if not ctx.resource.shareable or (
+        isinstance(existing_id, str)
+        and ctx.authorizer is not None
+        and ctx.authorizer.allowed(ctx.record_oid(existing_id), "read", ctx.principals)
+    ):
+        details["existing"] = error.record
     return CliquetError(
         409,
         ERRORS.CONSTRAINT_VIOLATED,
-        message=f"Conflict of field {error.field} on record {error.record.get('id')}",
-        details={"field": error.field, "existing": error.record},
+        message=f"Conflict of field {error.field} on record {existing_id}",
+        details=details,
     )
 
 
@@ -374,7 +383,7 @@ def post_collection(ctx: Context) -> Reply:
             if error.field == "id":
                 # A concurrent request created it between our read and write.
                 return _post_existing(ctx, error.record)
-            raise conflict(error) from None
+            raise conflict(ctx, error) from None
         if ctx.resource.shareable:
             write_permissions(ctx, created["id"], permissions, reset_missing=True)
         body = record_body(ctx, created)
@@ -472,7 +481,7 @@ def put_record(ctx: Context) -> Reply:
             if error.field == "id":
                 # Lost a race with a concurrent creation of the same id (C3).
                 raise precondition_failed(error.record["last_modified"], error.record) from None
-            raise conflict(error) from None
+            raise conflict(ctx, error) from None
         if ctx.resource.shareable:
             write_permissions(ctx, record_id, permissions, reset_missing=permissions is not None)
         body = record_body(ctx, stored)
@@ -556,7 +565,7 @@ def patch_record(ctx: Context) -> Reply:
             try:
                 stored = ctx.storage.update(ctx.cid, ctx.parent_id, record_id, new, unique_fields=resource.unique_fields)
             except UnicityError as error:
-                raise conflict(error) from None
+                raise conflict(ctx, error) from None
         else:
             stored = existing
         if resource.shareable:

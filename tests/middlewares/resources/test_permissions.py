@@ -213,3 +213,15 @@ def test_bound_permissions_hook(make_app):
     app.get(f"/docs/{created['id']}", headers=as_user(OWNER), status=200)
     assert [r["id"] for r in app.get("/docs", headers=as_user(OWNER)).json["data"]] == [created["id"]]
     app.get(f"/docs/{created['id']}", headers=as_user(EVE), status=403)
+
+
+def test_unique_conflict_shows_existing_only_to_readers(make_app):
+    app = make_app([Resource("link", model="shareable", unique_fields=("url",))],
+                   link_create_principals="system.Authenticated")
+    hidden = app.post_json("/links", {"data": {"url": "u"}}, headers=as_user(OWNER)).json["data"]
+    response = app.post_json("/links", {"data": {"url": "u"}}, headers=as_user(EVE), status=409)
+    assert response.json["details"] == {"field": "url"}
+    assert response.json["message"] == f"Conflict of field url on record {hidden['id']}"
+    app.registry.permission.add_principal_to_ace(f"/links/{hidden['id']}", "read", user_id(READER))
+    response = app.post_json("/links", {"data": {"url": "u"}}, headers=as_user(READER), status=409)
+    assert response.json["details"] == {"field": "url", "existing": hidden}
