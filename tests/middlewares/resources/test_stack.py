@@ -59,3 +59,36 @@ def test_batch_sub_requests_are_authorized_each(stack):
     ]}
     responses = stack.post_json("/v1/batch", body, headers=alice).json["responses"]
     assert [r["status"] for r in responses] == [201, 200, 401]
+
+
+# -- S4: the shareable ACL matrix again, through /batch ---------------------------------------
+
+from tests.middlewares.resources.test_permissions import MATRIX  # noqa: E402
+
+CREDENTIALS = {"owner": "owner:1", "reader": "reader:1", "writer": "writer:1", "eve": "eve:1", None: None}
+BATCH_CASES = [
+    pytest.param(method, kind, who, status, id=f"{method}-{kind}-{who or 'anonymous'}")
+    for (method, kind), row in MATRIX.items()
+    for who, status in row.items()
+]
+
+
+@pytest.mark.parametrize("method,kind,who,status", BATCH_CASES)
+def test_acl_matrix_through_batch(backend, make_registry, method, kind, who, status):
+    registry = make_registry(userid_hmac_secret="s" * 32, multiauth_policies="basicauth")
+    app = webtest.TestApp(wrap(hello_app, [Resource("page", model="shareable")], registry=registry,
+                               **{k: registry.settings[k] for k in ("storage_url", "permission_url",
+                                                                      "userid_hmac_secret", "multiauth_policies")}))
+    ids = {name: app.get("/v1/", headers=basic(cred)).json["user"]["id"]
+           for name, cred in CREDENTIALS.items() if cred}
+    registry.permission.add_principal_to_ace("/pages", "page:create", ids["owner"])
+    record = app.post_json("/v1/pages", {"data": {"t": 1}, "permissions": {"read": [ids["reader"]],
+                                                                            "write": [ids["writer"]]}},
+                           headers=basic("owner:1"), status=201).json["data"]
+    path = "/pages" if kind == "collection" else f"/pages/{record['id']}"
+    request = {"method": method, "path": path}
+    if method in ("POST", "PUT", "PATCH"):
+        request["body"] = {"data": {"t": 2}}
+    headers = basic(CREDENTIALS[who]) if who else {}
+    responses = app.post_json("/v1/batch", {"requests": [request]}, headers=headers).json["responses"]
+    assert responses[0]["status"] == status
