@@ -153,3 +153,32 @@ def test_shareable_listing_paginates_over_readable_records(make_app):
             readable.append(record["id"])
     pages = walk(app, "/pages?_limit=2", headers={})
     assert sorted(r["id"] for page in pages for r in page) == sorted(readable)
+
+
+def test_pages_concatenate_to_the_full_listing(app):
+    """Property (RELIABILITY L2/I9): for any sort and limit, pages = the unpaginated list, no duplicates."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    values = [None, 0, 1, 1, 2, "a", "b", True, False, 2.5]
+    for i in range(14):
+        data = {"s": "abc"[i % 3]}
+        if i % 4:
+            data["n"] = values[i % len(values)]
+        app.post_json("/items", {"data": data}, headers=ALICE)
+    app.delete(f"/items/{app.get('/items?_limit=1', headers=ALICE).json['data'][0]['id']}", headers=ALICE)
+
+    sorts = st.lists(st.sampled_from(["n", "-n", "s", "-s", "last_modified", "-last_modified", "id"]),
+                     min_size=0, max_size=3, unique=True)
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(sort=sorts, limit=st.integers(min_value=1, max_value=5), since=st.booleans())
+    def check(sort, limit, since):
+        query = "&".join(filter(None, [f"_sort={','.join(sort)}" if sort else "", "_since=0" if since else ""]))
+        full = app.get(f"/items?{query}", headers=ALICE).json["data"]
+        pages = walk(app, f"/items?{query}&_limit={limit}")
+        flat = [r["id"] for page in pages for r in page]
+        assert flat == [r["id"] for r in full]
+        assert all(len(page) <= limit for page in pages)
+
+    check()
