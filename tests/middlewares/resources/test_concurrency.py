@@ -91,3 +91,26 @@ def test_concurrent_posts_have_distinct_timestamps(app):
     assert len(set(stamps)) == THREADS
     listed = call(wsgi, "GET", "/articles")[1]["data"]
     assert len(listed) == THREADS
+
+
+def test_c4_concurrent_delete_and_patch(app):
+    wsgi = app.app
+    for _ in range(3):
+        record = call(wsgi, "POST", "/articles", {"data": {"v": 0}})[1]["data"]
+        url = f"/articles/{record['id']}"
+
+        def act(index):
+            if index % 2:
+                return "DELETE", *call(wsgi, "DELETE", url)
+            return "PATCH", *call(wsgi, "PATCH", url, {"data": {"v": index}})
+
+        results = run_together(10, act)
+        deletes = [body for method, status, body in results if method == "DELETE" and status == 200]
+        patches = [body for method, status, body in results if method == "PATCH" and status == 200]
+        assert len(deletes) == 1
+        assert all(status in (200, 404) for _, status, _ in results)
+        tombstone = deletes[0]["data"]
+        assert all(p["data"]["last_modified"] < tombstone["last_modified"] for p in patches)
+        assert call(wsgi, "GET", url)[0] == 404
+        since = call(wsgi, "GET", f"/articles?_since={record['last_modified']}")[1]["data"]
+        assert [r for r in since if r["id"] == record["id"]] == [tombstone]
