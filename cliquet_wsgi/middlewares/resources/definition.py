@@ -7,6 +7,7 @@ id pattern compiled) so that a bad definition fails before serving.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import re
 import uuid
@@ -183,7 +184,11 @@ class CompiledResource:
     # -- ids -----------------------------------------------------------------------
 
     def _compile_ids(self, resource: Resource, default_generator: str) -> None:
-        generator = resource.id_generator
+        # NOTE: a function set as class attribute of a subclass must not be
+        # called as a bound method (it takes no argument).
+        generator = inspect.getattr_static(resource, "id_generator", None)
+        if isinstance(generator, staticmethod):
+            generator = generator.__func__
         pattern = resource.id_pattern
         if generator is None:
             if default_generator in ("", "uuid4"):

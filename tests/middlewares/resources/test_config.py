@@ -164,3 +164,28 @@ def test_shareable_on_one_sqlite_file_is_refused(tmp_path):
         ResourcesMiddleware(fallback_app, registry=registry, resources=[Resource("page", model="shareable")])
     # Per-user resources never write ACEs: one file is fine.
     ResourcesMiddleware(fallback_app, registry=registry, resources=[Resource("article")])
+
+
+def counter_id() -> str:
+    counter_id.count = getattr(counter_id, "count", 0) + 1
+    return f"n{counter_id.count}"
+
+
+class Numbered(Resource):
+    name = "numbered"
+    id_generator = counter_id
+
+
+def test_id_generators_from_setting_and_subclass(make_app):
+    app = make_app([Resource("item"), Numbered], id_generator=f"{__name__}.counter_id")
+    first = app.post_json("/items", {"data": {}}, headers=ALICE, status=201).json["data"]["id"]
+    second = app.post_json("/numbereds", {"data": {}}, headers=ALICE, status=201).json["data"]["id"]
+    assert first.startswith("n") and second.startswith("n") and first != second
+    # Generic generators accept generic ids.
+    app.put_json("/items/any_Id-1", {"data": {}}, headers=ALICE, status=201)
+
+
+def test_bad_id_generator_setting(make_registry):
+    with pytest.raises(ConfigurationError, match="id_generator"):
+        ResourcesMiddleware(fallback_app, registry=make_registry(), resources=[Resource("a")],
+                            id_generator="no.such.generator")
