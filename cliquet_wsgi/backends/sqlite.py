@@ -83,19 +83,47 @@ def database_path(url: str, setting: str) -> str:
     return path
 
 
+class _File:
+    """Per-thread connections to one file, shared by every backend kind using that file.
+
+    Sharing them is what lets storage, permission and cache on one file write
+    in one transaction: a second connection would wait for the first one's
+    write lock until the timeout.
+    """
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.generation = 0
+        # thread ident -> (thread, pid, connection): closed by close() or when their thread is gone.
+        self.connections: dict[int, tuple[threading.Thread, int, sqlite3.Connection]] = {}
+
+
+_files: dict[str, _File] = {}
+_files_lock = threading.Lock()
+
+
+def _shared_file(path: str) -> _File:
+    key = os.path.realpath(path)
+    with _files_lock:
+        found = _files.get(key)
+        if found is None:
+            found = _files[key] = _File()
+        return found
+
+
 class _Database:
-    """Thread-local connections to one file, and the transaction / error boundary."""
+    """One backend kind's view of a file: its schema, the transaction / error boundary."""
 
     def __init__(self, path: str, timeout_seconds: float, schema: Callable[[sqlite3.Connection], list[str]]) -> None:
         self.path = path
         self.timeout_seconds = timeout_seconds
         self._schema = schema
         self._schema_ready = False
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._generation = 0
-        # thread ident -> (thread, pid, connection): closed by close() or when their thread is gone.
-        self._connections: dict[int, tuple[threading.Thread, int, sqlite3.Connection]] = {}
+        self._file = _shared_file(path)
+        self._local = self._file.local
+        self._lock = self._file.lock
+        self._connections = self._file.connections
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -114,15 +142,16 @@ class _Database:
 
     def connection(self) -> sqlite3.Connection:
         local = self._local
-        if getattr(local, "generation", None) != self._generation or local.pid != os.getpid():
+        if getattr(local, "generation", None) != self._file.generation or local.pid != os.getpid():
             # NOTE: a forked child must not reuse its parent's connection (SQLite forbids it).
             connection = self._connect()
             with self._lock:
                 self._prune()
                 self._connections[threading.get_ident()] = (threading.current_thread(), os.getpid(), connection)
-            local.connection, local.generation, local.pid, local.depth = connection, self._generation, os.getpid(), 0
-            if not self._schema_ready:
-                self._ensure_schema()
+            local.connection, local.generation, local.pid = connection, self._file.generation, os.getpid()
+            local.depth = 0
+        if not self._schema_ready:
+            self._ensure_schema()
         return local.connection
 
     def _prune(self) -> None:
@@ -202,7 +231,7 @@ class _Database:
 
     def close(self) -> None:
         with self._lock:
-            self._generation += 1
+            self._file.generation += 1
             for _, pid, connection in self._connections.values():
                 if pid == os.getpid():
                     with contextlib.suppress(sqlite3.Error):

@@ -163,17 +163,6 @@ class ResourcesMiddleware:
             configured.get("permission_url") or configured.get("permission_backend")
         ):
             raise ConfigurationError("Shareable resources need a permission backend (setting 'permission_url')")
-        if (
-            any(r.shareable for r in self.resources)
-            and str(configured.get("storage_url") or "").startswith("sqlite:")
-            and configured.get("storage_url") == configured.get("permission_url")
-        ):
-            # NOTE: the SQLite storage and permission backends each open their own
-            # connection; ACE writes inside the storage's write transaction would
-            # wait for its lock until the busy timeout. Refuse rather than hang.
-            raise ConfigurationError(
-                "Shareable resources with SQLite need a permission_url on another file than storage_url"
-            )
         self.methods: dict[tuple[str, str], tuple[str, ...]] = {}
         self.cache_expires: dict[str, int | None] = {}
         self.authorizers: dict[str, Authorizer] = {}

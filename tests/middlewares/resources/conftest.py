@@ -111,13 +111,8 @@ def make_registry(backend):
     registries: list[Registry] = []
 
     def make(**settings: Any) -> Registry:
-        permission_url = backend
-        if backend.startswith("sqlite:"):
-            # NOTE: the SQLite storage and permission backends open separate
-            # connections; on one file, ACE writes inside a storage transaction
-            # would wait for the storage's own write lock.
-            permission_url = backend.replace("resources.sqlite", "permissions.sqlite")
-        values = {"storage_url": backend, "permission_url": permission_url, "multiauth_policies": ""}
+        # One database for both, as deployed: record and ACE writes share a transaction.
+        values = {"storage_url": backend, "permission_url": backend, "multiauth_policies": ""}
         values.update(settings)
         registry = Registry(load_settings(values, environ={}))
         for kind in ("storage", "permission"):

@@ -154,16 +154,29 @@ def test_backend_error_is_503_with_retry_after(make_app, monkeypatch):
     assert response.json["errno"] == 201
 
 
-def test_shareable_on_one_sqlite_file_is_refused(tmp_path):
+def test_shareable_on_one_sqlite_file_writes_records_and_aces_together(tmp_path):
+    """Storage and permission on one SQLite file share the thread's connection and transaction."""
+    import webtest
+
+    from cliquet_wsgi import environ as keys
     from cliquet_wsgi.registry import Registry
     from cliquet_wsgi.settings import load_settings
 
     url = f"sqlite:///{tmp_path}/one.sqlite"
-    registry = Registry(load_settings({"storage_url": url, "permission_url": url}, environ={}))
-    with pytest.raises(ConfigurationError, match="another file"):
-        ResourcesMiddleware(fallback_app, registry=registry, resources=[Resource("page", model="shareable")])
-    # Per-user resources never write ACEs: one file is fine.
-    ResourcesMiddleware(fallback_app, registry=registry, resources=[Resource("article")])
+    registry = Registry(load_settings({"storage_url": url, "permission_url": url,
+                                       "page_create_principals": "system.Authenticated"}, environ={}))
+    inner = ResourcesMiddleware(fallback_app, registry=registry, resources=[Resource("page", model="shareable")])
+
+    def authenticated(environ, start_response):
+        environ[keys.USER_ID] = "basicauth:alice"
+        environ[keys.PRINCIPALS] = ["system.Everyone", "system.Authenticated", "basicauth:alice"]
+        return inner(environ, start_response)
+
+    app = webtest.TestApp(authenticated)
+    created = app.post_json("/pages", {"data": {"title": "one file"}}, status=201).json
+    assert created["permissions"] == {"write": ["basicauth:alice"]}
+    assert registry.permission.object_permissions(f"/pages/{created['data']['id']}") == {
+        "write": {"basicauth:alice"}}
 
 
 def counter_id() -> str:
