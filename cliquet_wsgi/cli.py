@@ -36,15 +36,31 @@ def _load_app(ini_path: str, name: str):
 
 
 def _configure_logging(ini_path: str) -> None:
-    parser = configparser.ConfigParser(interpolation=None)
+    """Logging from the ini's ``[loggers]`` sections, else a console handler.
+
+    The ``logging_renderer`` setting (``[DEFAULT]`` or ``CLIQUET_LOGGING_RENDERER``)
+    then picks the formatter of the root handlers: ``classic`` keeps the
+    ini's, ``json`` switches them to the mozlog JSON formatter.
+    """
+    from cliquet_wsgi.registry import import_dotted
+    from cliquet_wsgi.settings import load_settings
+
+    here = os.path.dirname(os.path.abspath(ini_path))
+    parser = configparser.ConfigParser(defaults={"here": here, "__file__": os.path.abspath(ini_path)})
     parser.read(ini_path)
+    renderer = load_settings({"logging_renderer": parser.defaults().get("logging_renderer", "classic")})[
+        "logging_renderer"
+    ]
     if parser.has_section("loggers"):
-        here = os.path.dirname(os.path.abspath(ini_path))
         logging.config.fileConfig(
             ini_path, defaults={"here": here, "__file__": os.path.abspath(ini_path)}, disable_existing_loggers=False
         )
     else:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-5.5s [%(name)s] %(message)s")
+    if renderer == "json":
+        make_formatter = import_dotted("cliquet_wsgi.middlewares.request_log.make_formatter")
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(make_formatter("json"))
 
 
 def _server_options(ini_path: str) -> dict[str, str]:

@@ -204,3 +204,30 @@ def test_serve_command_serves_the_demo(demo_env):
         process.terminate()
         process.wait(timeout=10)
         process.stdout.close()
+
+
+def test_serve_logs_json_when_asked(demo_env, tmp_path):
+    """CLIQUET_LOGGING_RENDERER=json switches the ini's console handler to mozlog JSON lines."""
+    port = _free_port()
+    env = dict(os.environ, CLIQUET_LOGGING_RENDERER="json")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cliquet_wsgi", "serve", INI, "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/__lbheartbeat__", timeout=2):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    lines = [json.loads(line) for line in process.stderr.read().decode().splitlines() if line.startswith("{")]
+    process.stderr.close()
+    summaries = [line for line in lines if line["Type"] == "request.summary"]
+    assert summaries and summaries[-1]["Fields"]["path"] == "/v1/__lbheartbeat__"
+    assert summaries[-1]["Fields"]["code"] == 200

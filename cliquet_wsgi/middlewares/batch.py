@@ -152,18 +152,25 @@ class BatchMiddleware:
         if mode is None:
             return self.app(environ, start_response)
         environ.setdefault(keys.REGISTRY, self.registry)
+        environ[keys.ROUTE_NAME] = "batch"
+        environ[keys.ROUTE_PATTERN] = BATCH_PATH
         if environ.get("REQUEST_METHOD") != "POST":
-            return error_response(method_not_allowed(["POST"]), start_response)
+            return self._error(environ, method_not_allowed(["POST"]), start_response)
         try:
             return self._batch(environ, start_response, inline=mode == "inline")
         except CliquetError as error:
-            return error_response(error, start_response)
+            return self._error(environ, error, start_response)
         except Exception as exc:
             error = error_from_exception(
                 exc, retry_after_seconds=self.retry_after_seconds, error_info_link=self.error_info_link
             )
             _log_failure(exc, "batch")
-            return error_response(error, start_response)
+            return self._error(environ, error, start_response)
+
+    @staticmethod
+    def _error(environ: dict[str, Any], error: CliquetError, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ[keys.ERRNO] = error.errno
+        return error_response(error, start_response)
 
     def _mode(self, environ: dict[str, Any]) -> str | None:
         """``"script"`` below the version layer (prefix in SCRIPT_NAME), ``"inline"`` alone, else None."""

@@ -294,6 +294,26 @@ def test_other_paths_pass_through():
     assert inner.calls == 2
 
 
+@pytest.mark.parametrize(
+    "method, status, errno",
+    [pytest.param("POST", 200, None, id="served"), pytest.param("GET", 405, 115, id="refused")],
+)
+def test_route_name_and_errno_for_outer_layers(method, status, errno):
+    """Metrics and logs above read the endpoint name and errno from the environ."""
+    registry = Registry(load_settings({}, environ={}))
+    seen = {}
+    inner = BatchMiddleware(lambda environ, start_response: None, registry=registry)
+
+    def outer(environ, start_response):
+        body = inner(environ, start_response)
+        seen.update({k: environ.get(k) for k in ("cliquet.route_name", "cliquet.route_pattern", "cliquet.errno")})
+        return body
+
+    app = webtest.TestApp(outer)
+    app.request("/v1/batch", method=method, body=b'{"requests": []}', status=status)
+    assert seen == {"cliquet.route_name": "batch", "cliquet.route_pattern": "/batch", "cliquet.errno": errno}
+
+
 def test_registers_capability_public_setting_and_endpoint_methods():
     _, _, registry = build(batch_max_requests=10)
     assert registry.public_settings["batch_max_requests"] == 10
