@@ -27,6 +27,7 @@ import time
 
 import pytest
 import waitress
+from waitress import wasyncore
 import waitress.server
 
 from cliquet_wsgi.errors import MESSAGES
@@ -124,7 +125,9 @@ def start_waitress(**options) -> tuple[waitress.server.BaseWSGIServer, threading
 def stop_waitress(server: waitress.server.BaseWSGIServer, thread: threading.Thread) -> None:
     # Worker threads first: one still finishing a response would write to a closed trigger.
     server.task_dispatcher.shutdown(timeout=5)
-    server.close()
+    # NOTE: sockets are closed by the loop thread itself (closing them from here
+    # races its select() into EBADF); an empty map ends the loop.
+    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
     thread.join(5)
     assert not thread.is_alive()
 
