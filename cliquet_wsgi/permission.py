@@ -62,7 +62,6 @@ class Permission(Backend):
     ) -> set[str]:
         """Union of the principals of every pair bound to ``(object_id, permission)``."""
 
-    @abc.abstractmethod
     def check_permission(
         self,
         object_id: str,
@@ -70,7 +69,12 @@ class Permission(Backend):
         principals: Iterable[str],
         get_bound_permissions: BoundPermissions | None = None,
     ) -> bool:
-        """``True`` if ``principals`` intersect the authorized principals."""
+        """``True`` if ``principals`` intersect the authorized principals.
+
+        Implementations may override it with a single query.
+        """
+        authorized = self.object_permission_authorized_principals(object_id, permission, get_bound_permissions)
+        return not authorized.isdisjoint(principals)
 
     @abc.abstractmethod
     def principals_accessible_objects(

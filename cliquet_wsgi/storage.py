@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from typing import Any, Callable, ContextManager, Iterable, NamedTuple, Sequence
+from typing import Any, Callable, ContextManager, NamedTuple, Sequence
 
 from cliquet_wsgi.backend import Backend, BackendError
 

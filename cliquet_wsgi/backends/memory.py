@@ -461,16 +461,6 @@ class MemoryPermission(Permission):
         with self._lock:
             return set().union(*(self._aces.get((obj, perm), set()) for obj, perm in pairs))
 
-    def check_permission(
-        self,
-        object_id: str,
-        permission: str,
-        principals: Iterable[str],
-        get_bound_permissions: BoundPermissions | None = None,
-    ) -> bool:
-        authorized = self.object_permission_authorized_principals(object_id, permission, get_bound_permissions)
-        return not authorized.isdisjoint(principals)
-
     def principals_accessible_objects(
         self,
         principals: Iterable[str],

@@ -963,16 +963,6 @@ class SQLitePermission(Permission):
                 found.update(row[0] for row in rows)
         return found
 
-    def check_permission(
-        self,
-        object_id: str,
-        permission: str,
-        principals: Iterable[str],
-        get_bound_permissions: BoundPermissions | None = None,
-    ) -> bool:
-        authorized = self.object_permission_authorized_principals(object_id, permission, get_bound_permissions)
-        return not authorized.isdisjoint(principals)
-
     def principals_accessible_objects(
         self,
         principals: Iterable[str],

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 from urllib.parse import quote_plus
 
+from cliquet_wsgi import filtering
 from cliquet_wsgi.errors import CliquetError, invalid_parameter
 from cliquet_wsgi.rendering import JSONDecodeError, json_dumps, json_loads
 from cliquet_wsgi.storage import COMPARISON, Filter, Sort
@@ -430,19 +431,8 @@ _NULL, _BOOL, _NUMBER, _STRING, _ARRAY, _OBJECT, _ABSENT = range(7)
 
 
 def _rank(value: Any) -> int:
-    if value is _MISSING:
-        return _ABSENT
-    if value is None:
-        return _NULL
-    if isinstance(value, bool):
-        return _BOOL
-    if isinstance(value, (int, float)):
-        return _NUMBER
-    if isinstance(value, str):
-        return _STRING
-    if isinstance(value, list):
-        return _ARRAY
-    return _OBJECT
+    """The storage's type order (:func:`cliquet_wsgi.filtering.rank`), missing values last."""
+    return _ABSENT if value is _MISSING else filtering.rank(value)
 
 
 def _type_class(name: str, rank: int) -> list[list[Filter]]:
