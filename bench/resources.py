@@ -246,7 +246,8 @@ def profile(app, scenarios: dict, selected, args: argparse.Namespace) -> int:
         print(f"=== {args.target} {name} ({args.storage_url}): {args.profile_calls} calls, "
               f"{unexpected[0]} unexpected statuses; top by own time")
         stats = pstats.Stats(profiler, stream=sys.stdout)
-        stats.strip_dirs() if args.strip_dirs else None
+        if args.strip_dirs:
+            stats.strip_dirs()
         stats.sort_stats("tottime").print_stats(args.profile_top)
         print(f"--- {name}: top by cumulative time")
         stats.sort_stats("cumulative").print_stats(args.profile_top)
@@ -599,10 +600,15 @@ def main() -> int:
     parser.add_argument("--strip-dirs", action="store_true")
     args = parser.parse_args()
     if args.profile:
-        if args.backend == "postgresql" and not args.storage_url:
+        own_database = args.backend == "postgresql" and not args.storage_url
+        if own_database:
             recreate_database(args.cliquet_database)
         args.storage_url = args.storage_url or backend_config(args.backend, args)[0]
-        return child(args)
+        try:
+            return child(args)
+        finally:
+            if own_database and not args.keep_databases:
+                recreate_database(args.cliquet_database, drop_only=True)
     if args.child:
         args.storage_url = args.storage_url or "memory://"
         return child(args)
