@@ -124,10 +124,16 @@ class BackendError(Exception):
 
     Rendered as 503 errno 201 with ``Retry-After``. ``original`` keeps the
     driver's exception for the logs; it never reaches the response body.
+    ``retryable`` is set by a backend when running the whole transaction
+    again may succeed (a deadlock or serialisation failure was rolled back):
+    the batch layer then re-runs the batch instead of answering 503.
     """
 
-    def __init__(self, original: BaseException | None = None, message: str | None = None) -> None:
+    def __init__(
+        self, original: BaseException | None = None, message: str | None = None, *, retryable: bool = False
+    ) -> None:
         self.original = original
+        self.retryable = retryable
         text = message or (f"{type(original).__name__}: {original}" if original else "backend error")
         super().__init__(text)
 

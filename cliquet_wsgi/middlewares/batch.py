@@ -86,11 +86,20 @@ _PARENT_ONLY = {
 
 
 class _Abort(Exception):
-    """Leave the transaction block (rolling back) with the error the batch answers."""
+    """Leave the transaction block (rolling back) with the error the batch answers.
 
-    def __init__(self, error: CliquetError) -> None:
+    ``retryable``: the backend rolled back a deadlock or serialisation failure;
+    running the whole batch again may succeed.
+    """
+
+    def __init__(self, error: CliquetError, retryable: bool = False) -> None:
         super().__init__(error.status)
         self.error = error
+        self.retryable = retryable
+
+
+#: How many times a batch runs when its transaction hits a deadlock (RELIABILITY C5).
+_ATTEMPTS = 3
 
 
 class BatchMiddleware:
@@ -325,17 +334,29 @@ class BatchMiddleware:
         parent_headers = {k: v for k, v in environ.items() if k.startswith("HTTP_")}
         shared = {"size": len(requests), "atomic": atomic, "parent_headers": parent_headers}
         context = _Context(self, environ, inline, shared)
-        responses: list[dict[str, Any]] = []
-        try:
-            with storage.transaction() if storage is not None else nullcontext():
-                for index, request in enumerate(requests):
-                    response = self._run(context, request)
-                    responses.append(response)
-                    if atomic and response["status"] >= 400:
-                        raise _Abort(_atomic_error(index, response, responses))
-        except _Abort as abort:
-            return error_response(abort.error, start_response)
-        return json_response(start_response, 200, {"responses": responses})
+        # NOTE: a deadlock between two batches writing the same collections in
+        # opposite orders is resolved by the server rolling one back; that one
+        # runs again (only with a transaction: nothing of it was committed).
+        attempts = _ATTEMPTS if storage is not None else 1
+        for attempt in range(1, attempts + 1):
+            responses: list[dict[str, Any]] = []
+            try:
+                with storage.transaction() if storage is not None else nullcontext():
+                    for index, request in enumerate(requests):
+                        response = self._run(context, request)
+                        responses.append(response)
+                        if atomic and response["status"] >= 400:
+                            raise _Abort(_atomic_error(index, response, responses))
+            except _Abort as abort:
+                if abort.retryable and attempt < attempts:
+                    continue
+                return error_response(abort.error, start_response)
+            except BackendError as exc:
+                if exc.retryable and attempt < attempts:
+                    continue
+                raise
+            return json_response(start_response, 200, {"responses": responses})
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _run(self, context: "_Context", request: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
@@ -402,8 +423,10 @@ class BatchMiddleware:
                 exc, retry_after_seconds=self.retry_after_seconds, error_info_link=self.error_info_link
             )
             if error.status >= 500:
-                _log_failure(exc, "batch sub-request")
-                raise _Abort(error) from exc
+                retryable = isinstance(exc, BackendError) and exc.retryable
+                if not retryable:
+                    _log_failure(exc, "batch sub-request")
+                raise _Abort(error, retryable) from exc
             _, headers, body = render_error(error)
             return error.status, headers, body, error.errno
         if not captured:

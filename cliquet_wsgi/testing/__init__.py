@@ -34,3 +34,35 @@ def tcp_reachable(host: str, port: int, timeout: float = 1.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def postgresql_database(name: str, settings: dict[str, str] | None = None) -> str:
+    """URL of database ``name`` on the test server, created if missing (skip/fail if unreachable).
+
+    Suites that flush or count use their own database so that runs of other
+    suites on the shared ``test`` database cannot interfere. ``settings`` are
+    applied with ``ALTER DATABASE … SET`` (names and values must be trusted).
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(POSTGRESQL_URL)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 5432
+    if not tcp_reachable(host, port):
+        require_service("postgresql", f"nothing listens on {host}:{port}")
+    import pg8000.dbapi
+
+    connection = pg8000.dbapi.connect(
+        user=parts.username or "postgres", password=parts.password, host=host, port=port,
+        database=parts.path.lstrip("/") or "postgres",
+    )
+    connection.autocommit = True
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if not cursor.fetchall():
+            cursor.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
+        for setting, value in (settings or {}).items():
+            cursor.execute(f'ALTER DATABASE "{name}" SET {setting} = \'{value}\'')
+    finally:
+        connection.close()
+    return urlunsplit(parts._replace(path=f"/{name}"))

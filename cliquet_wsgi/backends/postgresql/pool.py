@@ -278,8 +278,9 @@ class Pool:
             except errors as exc:
                 # The server transaction is aborted: the outermost block must
                 # not commit even if a caller swallows this error.
-                local.failed = True
-                raise BackendError(exc) from exc
+                error = backend_error(exc)
+                local.failed = error
+                raise error from exc
             finally:
                 local.depth -= 1
             return
@@ -296,7 +297,9 @@ class Pool:
                     # NOTE: an inner block failed and its caller swallowed the
                     # error: the server transaction may be aborted, so never
                     # pretend it committed.
-                    raise BackendError(message="transaction aborted by an earlier error")
+                    raise BackendError(
+                        message="transaction aborted by an earlier error", retryable=local.failed.retryable
+                    )
                 cursor.execute("COMMIT")
             except BaseException as exc:
                 broken = isinstance(exc, errors) and not is_database_error(exc)
@@ -306,11 +309,22 @@ class Pool:
                     except errors:
                         broken = True
                 if isinstance(exc, errors):
-                    raise BackendError(exc) from exc
+                    raise backend_error(exc) from exc
                 raise
         finally:
             local.conn, local.depth, local.failed = None, 0, False
             self.checkin(conn, broken=broken)
+
+
+#: SQLSTATEs after which the server rolled the transaction back and running it
+#: again may succeed: deadlock_detected, serialization_failure.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def backend_error(exc: BaseException) -> BackendError:
+    """The :class:`BackendError` for a driver error, retryable for deadlocks and serialisation failures."""
+    details = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    return BackendError(exc, retryable=details.get("C") in RETRYABLE_SQLSTATES)
 
 
 _pools: dict[str, Pool] = {}

@@ -205,6 +205,9 @@ class ResourcesMiddleware:
             kind, reply = self.handle(environ, match, method)
         except (CliquetError, BackendError) as exc:
             if isinstance(exc, BackendError):
+                if keys.BATCH in environ:
+                    # PROTOCOL §7.4: the batch aborts, rolls back (and may retry) on a raised 5xx.
+                    raise
                 logger.critical("Backend error on %s %s", method, match.pattern, exc_info=exc)
             error = error_from_exception(exc, retry_after_seconds=self.retry_after_seconds)
             environ[keys.ERRNO] = error.errno

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 from wsgiref.validate import validator
 
 import pytest
@@ -21,7 +20,7 @@ from cliquet_wsgi import environ as keys
 from cliquet_wsgi.errors import ConfigurationError, error_response, not_found
 from cliquet_wsgi.registry import BACKEND_SCHEMES, Registry
 from cliquet_wsgi.settings import load_settings
-from cliquet_wsgi.testing import POSTGRESQL_URL, require_service, services_required, tcp_reachable
+from cliquet_wsgi.testing import postgresql_database, services_required
 
 BACKENDS = ["memory", "sqlite", "postgresql"]
 PG_DATABASE = "cliquet_resources_tests"
@@ -61,27 +60,8 @@ _pg_ready: dict[str, str] = {}
 
 
 def _postgresql_url() -> str:
-    if "url" in _pg_ready:
-        return _pg_ready["url"]
-    parts = urlsplit(POSTGRESQL_URL)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 5432
-    if not tcp_reachable(host, port):
-        require_service("postgresql", f"nothing listens on {host}:{port}")
-    import pg8000.dbapi
-
-    conn = pg8000.dbapi.connect(
-        user=parts.username or "postgres", password=parts.password, host=host, port=port,
-        database=parts.path.lstrip("/") or "postgres",
-    )
-    conn.autocommit = True
-    try:
-        cursor = conn.cursor()
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,))
-        if not cursor.fetchall():
-            cursor.execute(f"CREATE DATABASE {PG_DATABASE} ENCODING 'UTF8' TEMPLATE template0")
-    finally:
-        conn.close()
-    _pg_ready["url"] = urlunsplit(parts._replace(path=f"/{PG_DATABASE}"))
+    if "url" not in _pg_ready:
+        _pg_ready["url"] = postgresql_database(PG_DATABASE)
     return _pg_ready["url"]
 
 

@@ -8,7 +8,7 @@ import re
 import string
 import time
 import uuid
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,7 +29,7 @@ from cliquet_wsgi.middlewares.resources.querystring import (
 from cliquet_wsgi.registry import BACKEND_SCHEMES, build_backend
 from cliquet_wsgi.settings import load_settings
 from cliquet_wsgi.storage import COMPARISON, Filter, Sort
-from cliquet_wsgi.testing import POSTGRESQL_URL, require_service, services_required, tcp_reachable
+from cliquet_wsgi.testing import postgresql_database, services_required
 
 SCOPE = "/articles|"
 SAFE_NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
@@ -853,27 +853,6 @@ def test_pagination_rules_missing_and_null_values():
 _PG_DATABASE = "cliquet_querystring_tests"
 
 
-def _postgresql_url() -> str:
-    # A database of our own: other suites flush the shared one while we walk.
-    parts = urlsplit(POSTGRESQL_URL)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 5432
-    if not tcp_reachable(host, port):
-        require_service("postgresql", f"nothing listens on {host}:{port}")
-    import pg8000.dbapi
-
-    conn = pg8000.dbapi.connect(user=parts.username or "postgres", password=parts.password, host=host,
-                                port=port, database=parts.path.lstrip("/") or "postgres")
-    conn.autocommit = True
-    try:
-        cursor = conn.cursor()
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (_PG_DATABASE,))
-        if not cursor.fetchall():
-            cursor.execute(f"CREATE DATABASE {_PG_DATABASE} ENCODING 'UTF8' TEMPLATE template0")
-    finally:
-        conn.close()
-    return urlunsplit(parts._replace(path=f"/{_PG_DATABASE}"))
-
-
 @pytest.fixture(scope="module", params=["memory", "sqlite", "postgresql"])
 def filled_storage(request, tmp_path_factory):
     """A storage holding mixed-type records, forced timestamp collisions and tombstones."""
@@ -882,7 +861,8 @@ def filled_storage(request, tmp_path_factory):
     elif request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('qs')}/walk.sqlite"
     else:
-        url = _postgresql_url()
+        # A database of our own: other suites flush the shared one while we walk.
+        url = postgresql_database(_PG_DATABASE)
     try:
         importlib.import_module(BACKEND_SCHEMES[url.split("://", 1)[0]])
     except ImportError as exc:
