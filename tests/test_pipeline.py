@@ -231,3 +231,38 @@ def test_serve_logs_json_when_asked(demo_env, tmp_path):
     summaries = [line for line in lines if line["Type"] == "request.summary"]
     assert summaries and summaries[-1]["Fields"]["path"] == "/v1/__lbheartbeat__"
     assert summaries[-1]["Fields"]["code"] == 200
+
+
+def test_migrate_command_on_postgresql(demo_env, capsys, monkeypatch):
+    """`cliquet-wsgi migrate` creates the PostgreSQL schemas of an empty database, then finds them there."""
+    import pg8000.native
+
+    from cliquet_wsgi.testing import postgresql_database
+
+    name = f"cliquet_cli_migrate_{uuid.uuid4().hex[:12]}"
+    url = postgresql_database(name)
+    for variable in ("CLIQUET_STORAGE_URL", "CLIQUET_PERMISSION_URL", "CLIQUET_CACHE_URL"):
+        monkeypatch.setenv(variable, url)
+    try:
+        assert cli_main(["migrate", INI]) == 0
+        assert capsys.readouterr().out.splitlines() == [
+            "storage: created schema version 1", "cache: created schema version 1",
+            "permission: created schema version 1", "3 backend(s) up to date"]
+        monkeypatch.setenv("CLIQUET_REGISTRY_NAME", f"pipeline-{uuid.uuid4()}")
+        assert cli_main(["migrate", INI]) == 0
+        assert capsys.readouterr().out.splitlines() == [
+            "storage: schema already at version 1", "cache: schema already at version 1",
+            "permission: schema already at version 1", "3 backend(s) up to date"]
+    finally:
+        from cliquet_wsgi.registry import all_registries
+
+        for registry in all_registries():
+            if registry.settings.get("storage_url") == url:
+                registry.close()
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        admin = pg8000.native.Connection(parts.username or "postgres", host=parts.hostname, port=parts.port or 5432,
+                                         database="postgres")
+        admin.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
