@@ -67,8 +67,14 @@ response = function(status, headers, body)
     failed = failed + 1
   end
 end
+-- response() runs in each wrk thread's own Lua state and done() in the main one:
+-- sum the per-thread counters with thread:get, or done() would always read 0.
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
 done = function(summary, latency, requests)
-  io.write(string.format("batch-failures: %%d\\n", failed))
+  local total = 0
+  for _, thread in ipairs(threads) do total = total + thread:get("failed") end
+  io.write(string.format("batch-failures: %%d\\n", total))
 end
 """
 
