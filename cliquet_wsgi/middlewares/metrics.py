@@ -31,11 +31,22 @@ names, RELIABILITY F8; a ``:`` or ``|`` in a value would corrupt the line), so
 
 Sending never raises nor blocks: the socket is non-blocking, so an absent or
 overloaded agent costs one dropped datagram.
+
+``statsd_flush_interval_seconds`` (default 0: one datagram per request and
+per backend call, sent at once) packs lines into datagrams of at most
+:data:`MAX_DATAGRAM_BYTES` that leave when the next line would not fit or
+when their oldest line has waited that long; a daemon thread sends what
+waits once requests stop. It saves a system call per request (about 1.5 µs)
+at the price of that delay, and of losing what waits if the process is killed.
 """
 from __future__ import annotations
 
+import atexit
+import os
 import re
+import threading
 import time
+import weakref
 from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
@@ -52,6 +63,7 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 _MAX_NAME = 200
 _perf_counter = time.perf_counter
+_monotonic = time.monotonic
 
 
 def sanitise(name: str) -> str:
@@ -81,6 +93,78 @@ class _CounterLines(dict):
         if len(self) < 4096:
             self[name] = line
         return line
+
+
+#: Largest datagram when lines are packed: fits a 1500-byte Ethernet MTU with IP and UDP headers.
+MAX_DATAGRAM_BYTES = 1432
+
+
+class _Datagrams:
+    """StatsD payloads, sent at once (``interval`` 0) or packed (see the module docstring)."""
+
+    def __init__(self, send: Callable[[str], None], interval: float) -> None:
+        self._send = send
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._waiting: list[str] = []
+        self._size = 0
+        self._oldest = 0.0
+        self._pid: int | None = None
+
+    def add(self, payload: str) -> None:
+        if not self._interval:
+            self._send(payload)
+            return
+        if self._pid != os.getpid():
+            self._start_flusher()
+        now = _monotonic()
+        with self._lock:
+            if self._waiting and self._size + 1 + len(payload) > MAX_DATAGRAM_BYTES:
+                self._send_waiting()
+            if not self._waiting:
+                self._oldest = now
+            self._waiting.append(payload)
+            self._size += len(payload) + 1
+            if now - self._oldest >= self._interval:
+                self._send_waiting()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._send_waiting()
+
+    def _send_waiting(self) -> None:
+        if self._waiting:
+            payload = "\n".join(self._waiting)
+            self._waiting, self._size = [], 0
+            self._send(payload)
+
+    def _start_flusher(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            # NOTE: after a fork the parent's waiting lines are the parent's to send.
+            self._pid, self._waiting, self._size = os.getpid(), [], 0
+        this = weakref.ref(self)
+        threading.Thread(target=_flush_periodically, args=(this, self._interval), daemon=True,
+                         name="statsd-flush").start()
+        atexit.register(_flush_at_exit, this)
+
+
+def _flush_periodically(reference: "weakref.ref[_Datagrams]", interval: float) -> None:
+    # The thread ends with the middleware that owns the buffer.
+    while True:
+        time.sleep(interval)
+        datagrams = reference()
+        if datagrams is None:
+            return
+        datagrams.flush()
+        del datagrams
+
+
+def _flush_at_exit(reference: "weakref.ref[_Datagrams]") -> None:
+    datagrams = reference()
+    if datagrams is not None:
+        datagrams.flush()
 
 
 def parse_statsd_url(url: str) -> tuple[str, int]:
@@ -113,6 +197,8 @@ class MetricsMiddleware:
         ``statsd_prefix``: prefix of every name; when left at ``cliquet``,
         ``project_name`` is used if set.
         ``project_name``: see ``statsd_prefix``.
+        ``statsd_flush_interval_seconds``: 0 sends each request's datagram at
+        once; above 0, lines are packed into datagrams sent at most that late.
 
     Environ read after the inner app returned: ``cliquet.route_name``,
     ``cliquet.errno``, ``cliquet.authn_type``, ``cliquet.user_id``; sets
@@ -132,6 +218,7 @@ class MetricsMiddleware:
         statsd_url: str | None = None,
         statsd_prefix: str = DEFAULTS["statsd_prefix"][0],
         project_name: str = "",
+        statsd_flush_interval_seconds: float = 0.0,
     ) -> None:
         if not statsd_url:
             raise ConfigurationError("Setting 'statsd_url' is required by the metrics middleware")
@@ -155,6 +242,8 @@ class MetricsMiddleware:
         self._request_lines: dict[tuple[str, str], tuple[str, str]] = {}
         self._counter_lines = _CounterLines(self.prefix)
         self._backend_names = _SanitisedNames()
+        # NOTE: _send() is the client's own sending method (ASCII, socket errors swallowed).
+        self._datagrams = _Datagrams(self.client._send, statsd_flush_interval_seconds)
         self.registry.add_backend_listener(self._on_backend_call)
 
     def __call__(self, environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -190,13 +279,11 @@ class MetricsMiddleware:
         user_id = environ.get(keys.USER_ID)
         if user_id:
             lines.append(f"{self.prefix}.users:{sanitise(user_id)}|s")
-        payload = "\n".join(lines)
-        # PERF: one datagram per request, built from memoised lines; the
+        # PERF: one payload per request, built from memoised lines; the
         # client's pipeline costs more than the rest of the middleware.
         # Names are capped at 200 characters, so the payload stays under a
-        # typical MTU. NOTE: _send() is the client's own sending method
-        # (ASCII, socket errors swallowed).
-        self.client._send(payload)
+        # typical MTU.
+        self._datagrams.add("\n".join(lines))
 
     def _cache_request_lines(self, route: str, method: str) -> tuple[str, str]:
         endpoint = sanitise(route)
@@ -207,7 +294,8 @@ class MetricsMiddleware:
 
     def _on_backend_call(self, kind: str, name: str, method: str, duration_ms: float) -> None:
         # PROTOCOL §12: storage.<backend class lower>.<method>
-        self.client.timing(self._backend_names[f"{kind}.{name.lower()}.{method}"], duration_ms)
+        name = self._backend_names[f"{kind}.{name.lower()}.{method}"]
+        self._datagrams.add(f"{self.prefix}.{name}:{duration_ms:0.6f}|ms")
 
 
 filter_factory = make_filter_factory(MetricsMiddleware)

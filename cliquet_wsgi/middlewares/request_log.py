@@ -43,7 +43,7 @@ import logging
 import re
 import socket
 import time
-import os
+import random
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 from urllib.parse import unquote_plus
@@ -183,11 +183,17 @@ def _errno(environ: dict) -> int | None:
         return None
 
 
+#: Request ids identify log lines, they guard nothing: a PRNG (reseeded in
+#: forked children by the random module) is enough, and avoids a system call.
+_random_bits = random.getrandbits
+_UUID4_CLEAR = ~((0xF << 76) | (0x3 << 62))
+_UUID4_SET = (0x4 << 76) | (0x2 << 62)
+
+
 def new_request_id() -> str:
     """A random uuid4, as 32 hex digits."""
-    # PERF: 4x cheaper than uuid.uuid4().hex; sets the same version and variant bits.
-    digits = os.urandom(16).hex()
-    return f"{digits[:12]}4{digits[13:16]}{'89ab'[int(digits[16], 16) & 3]}{digits[17:]}"
+    # PERF: several times cheaper than uuid.uuid4().hex; same version and variant bits.
+    return "%032x" % (_random_bits(128) & _UUID4_CLEAR | _UUID4_SET)
 
 
 def _querystring(query: str) -> dict[str, str]:
@@ -235,8 +241,9 @@ def _log_summary(logger: logging.Logger, environ: dict, request_id: str, path: s
             fields.setdefault(name, value)
     # PERF: what logger.info(..., extra=...) does, minus findCaller's stack
     # walk and the checks of extra keys (about 3 µs of the 10 µs budget).
+    # The pathname is left empty: LogRecord would split __file__ on every request.
     record = logging.getLogRecordFactory()(
-        logger.name, _INFO, __file__, 0, "%s %s %s %sms",
+        logger.name, _INFO, "", 0, "%s %s %s %sms",
         (fields["method"], fields["path"], fields["code"], fields["t"]),
         None, "_log_summary",
     )

@@ -279,3 +279,40 @@ def test_whole_stack_with_every_monitoring_layer(statsd_server, tmp_path):
     assert 'cliquet_requests_total{endpoint="lbheartbeat",method="GET",status="200"} 1.0' in app.get(
         "/__metrics__").text
     assert sorted(name.split(".")[1] for name in os.listdir(tmp_path)) == ["__metrics__", "v1"]
+
+
+# -- packed datagrams (statsd_flush_interval_seconds > 0) ------------------------------------------
+
+
+def test_packed_lines_leave_together_when_requests_stop(statsd_server):
+    """Two requests' lines wait, then the flusher sends them in one datagram within the interval."""
+    app, _ = build(statsd_server, make_app({keys.ROUTE_NAME: "hello"}), statsd_flush_interval_seconds=0.2)
+    app.get("/v1/")
+    app.get("/v1/")
+    [lines] = statsd_server.datagrams(1)
+    assert [line for line in lines if not line.endswith("|ms")] == [
+        "cliquet.view.hello.GET:1|c", "cliquet.status.200:1|c"] * 2
+    assert [TIMER.match(line)["name"] for line in lines if line.endswith("|ms")] == ["cliquet.request.hello.GET"] * 2
+
+
+def test_packed_datagrams_never_exceed_the_mtu(statsd_server):
+    long_route = "r" * 180
+    app, middleware = build(statsd_server, make_app({keys.ROUTE_NAME: long_route}),
+                            statsd_flush_interval_seconds=60)
+    for _ in range(12):
+        app.get("/v1/")
+    middleware._datagrams.flush()
+    datagrams = []
+    statsd_server.sock.settimeout(2.0)
+    while sum(len(d) for d in datagrams) < 12 * 3:
+        datagrams.append(statsd_server.sock.recv(65535).decode("ascii").split("\n"))
+    assert len(datagrams) > 1
+    assert all(len("\n".join(d).encode()) <= 1432 for d in datagrams)
+    assert sum(len(d) for d in datagrams) == 12 * 3
+
+
+def test_zero_interval_sends_each_request_at_once(statsd_server):
+    app, middleware = build(statsd_server, make_app({keys.ROUTE_NAME: "hello"}), statsd_flush_interval_seconds=0)
+    app.get("/v1/")
+    assert len(statsd_server.datagrams(1)) == 1
+    assert middleware._datagrams._waiting == []

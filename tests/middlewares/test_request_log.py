@@ -361,3 +361,25 @@ def test_odd_errno_does_not_break_the_response(summaries):
     assert response.body == b"ok"
     [record] = summaries()
     assert record.fields["errno"] is None
+
+
+def test_generated_request_ids_are_uuid4_and_differ_across_forked_workers():
+    import os
+    import uuid
+
+    from cliquet_wsgi.middlewares.request_log import new_request_id
+
+    ids = {new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(uuid.UUID(rid).version == 4 and uuid.UUID(rid).variant == uuid.RFC_4122 for rid in ids)
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a gunicorn worker forked from the master
+        os.write(writer, new_request_id().encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(pid, 0)
+    child = os.read(reader, 64).decode()
+    os.close(reader)
+    assert child != new_request_id()
+    assert len(child) == 32
