@@ -316,3 +316,22 @@ def test_zero_interval_sends_each_request_at_once(statsd_server):
     app.get("/v1/")
     assert len(statsd_server.datagrams(1)) == 1
     assert middleware._datagrams._waiting == []
+
+
+def test_authentication_policy_timers(statsd_server):
+    """PROTOCOL §12: authentication.<policy>.<method> timers, then the request's own lines."""
+    import hmac
+
+    from cliquet_wsgi.middlewares.auth import AuthMiddleware
+    from tests.secrets import basic_header
+
+    registry = Registry()
+    inner = AuthMiddleware(make_app({keys.ROUTE_NAME: "hello"}), registry=registry,
+                           userid_hmac_secret="hmac-secret-4c1e7b", settings={})
+    app, _ = build(statsd_server, inner, registry=registry)
+    app.get("/v1/", headers={"Authorization": basic_header("alice", "alice-pa55word-9f2")})
+    policy, request = statsd_server.datagrams(2)
+    assert [TIMER.match(line)["name"] for line in policy] == ["cliquet.authentication.basicauth.authenticate"]
+    assert split_timer(request)[1] == [
+        "cliquet.view.hello.GET:1|c", "cliquet.status.200:1|c", "cliquet.authn_type.basicauth:1|c",
+        f"cliquet.users:basicauth_{hmac.new(b'hmac-secret-4c1e7b', b'alice:alice-pa55word-9f2', 'sha256').hexdigest()}|s"]

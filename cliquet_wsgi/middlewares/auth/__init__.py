@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any, Iterable, Mapping
 
 from cliquet_wsgi import environ as keys
 from cliquet_wsgi.errors import ConfigurationError, error_response, unauthorized
+from cliquet_wsgi.instrumentation import notify
 from cliquet_wsgi.middlewares.auth.base import AuthenticationPolicy, InvalidCredentials
 from cliquet_wsgi.middlewares.auth.basicauth import BasicAuthPolicy, basicauth_user_id
 from cliquet_wsgi.middlewares.auth.bearer import BearerPolicy
@@ -188,12 +190,19 @@ class AuthMiddleware:
     def _identify(self, environ: dict[str, Any]) -> tuple[str, str] | None:
         """``(policy name, prefixed user id)``; raises InvalidCredentials per the 401 rule."""
         refused: InvalidCredentials | None = None
+        listeners = self.registry.backend_listeners
         for policy in self.policies:
+            started = time.perf_counter() if listeners else 0.0
             try:
                 user_id = policy.authenticate(environ)
             except InvalidCredentials as exc:
                 refused = exc
                 continue
+            finally:
+                if listeners:
+                    # PROTOCOL §12: authentication.<policy name>.<method> timers.
+                    notify(listeners, "authentication", policy.name, "authenticate",
+                           (time.perf_counter() - started) * 1000.0)
             if user_id:
                 return policy.name, f"{policy.name}:{user_id}"
         if refused is not None:
