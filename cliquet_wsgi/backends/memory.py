@@ -46,6 +46,26 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
+
+
+def json_copy(value: Any) -> Any:
+    """An independent copy of a JSON-model value (dicts, lists and scalars).
+
+    PERF: several times cheaper than :func:`copy.deepcopy` (no memo, no
+    dispatch table); scalars are shared since they are immutable. Any other
+    type (a tuple or set a caller stored) falls back to ``deepcopy``.
+    """
+    kind = type(value)
+    if kind is dict:
+        return {k: v if type(v) in _IMMUTABLE else json_copy(v) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) in _IMMUTABLE else json_copy(v) for v in value]
+    if kind in _IMMUTABLE:
+        return value
+    return copy.deepcopy(value)
+
+
 def forced_timestamp(value: Any) -> int | None:
     """A client-given ``last_modified`` if it is an integer (``True`` is not one)."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -154,15 +174,15 @@ class MemoryStorage(Storage):
                 continue
             for other in self._records[partition].values():
                 if other["id"] != own_id and filtering.json_equal(filtering.resolve(other, field), value):
-                    raise UnicityError(field, copy.deepcopy(other))
+                    raise UnicityError(field, json_copy(other))
 
     def _store(self, partition: Partition, object_id: str, record: dict, timestamp: int) -> dict:
-        stored = copy.deepcopy(record)
+        stored = json_copy(record)
         stored["id"] = object_id
         stored["last_modified"] = timestamp
         self._put(self._records[partition], object_id, stored)
         self._pop(self._tombstones[partition], object_id)
-        return copy.deepcopy(stored)
+        return json_copy(stored)
 
     def create(
         self,
@@ -179,7 +199,7 @@ class MemoryStorage(Storage):
                 object_id = id_generator() if id_generator is not None else str(uuid.uuid4())
             existing = self._records[partition].get(object_id)
             if existing is not None:
-                raise UnicityError("id", copy.deepcopy(existing))
+                raise UnicityError("id", json_copy(existing))
             self._check_unicity(partition, record, unique_fields, object_id)
             timestamp = self._bump(partition, forced_timestamp(record.get("last_modified")))
             return self._store(partition, object_id, record, timestamp)
@@ -190,7 +210,7 @@ class MemoryStorage(Storage):
             record = self._records.get((collection_id, parent_id), {}).get(object_id)
             if record is None:
                 raise RecordNotFoundError(object_id)
-            return copy.deepcopy(record)
+            return json_copy(record)
 
     def update(
         self,
@@ -276,7 +296,8 @@ class MemoryStorage(Storage):
             if include_deleted:
                 records.extend(self._tombstones.get(partition, {}).values())
             page = filtering.apply(records, filters, sorting, pagination_rules, limit)
-            return copy.deepcopy(page), total
+            # Copies on read: callers may mutate what they get (stored values are never mutated in place).
+            return [json_copy(record) for record in page], total
 
 
 class MemoryCache(Cache):

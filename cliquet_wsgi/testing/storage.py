@@ -92,6 +92,36 @@ def test_create_does_not_mutate_argument(storage):
     assert given == {"title": "x", "nested": {"a": [1]}}
 
 
+def test_stored_records_are_isolated_from_callers(storage):
+    # Callers may mutate what they pass and what they get back: neither changes what is stored.
+    given = {"title": "x", "nested": {"a": [1, {"b": 2}]}}
+    created = storage.create(CID, PID, given)
+    given["nested"]["a"][1]["b"] = "given"
+    created["nested"]["a"].append("created")
+    created["title"] = "created"
+    fetched = storage.get(CID, PID, created["id"])
+    fetched["nested"]["a"][1]["b"] = "fetched"
+    records, _ = storage.get_all(CID, PID)
+    records[0]["nested"]["a"].append("listed")
+    records[0]["title"] = "listed"
+    updated = storage.update(CID, PID, created["id"], {"title": "y", "nested": {"a": [3]}})
+    updated["nested"]["a"].append("updated")
+    stored = storage.get(CID, PID, created["id"])
+    assert stored == {
+        "id": created["id"], "last_modified": updated["last_modified"], "title": "y", "nested": {"a": [3]}
+    }
+    listed, _ = storage.get_all(CID, PID)
+    assert listed == [stored]
+
+
+def test_unicity_error_record_is_a_copy(storage):
+    existing = storage.create(CID, PID, {"id": "dup", "tags": ["a"]})
+    with pytest.raises(UnicityError) as info:
+        storage.create(CID, PID, {"id": "dup"})
+    info.value.record["tags"].append("b")
+    assert storage.get(CID, PID, "dup") == existing
+
+
 def test_create_with_live_id_raises_unicity_on_id(storage):
     existing = storage.create(CID, PID, {"id": "dup", "title": "first"})
     with pytest.raises(UnicityError) as info:
