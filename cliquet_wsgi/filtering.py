@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from cliquet_wsgi.storage import COMPARISON, Filter, Sort
 
-__all__ = ["MISSING", "resolve", "rank", "json_equal", "like", "match", "sort_key", "apply", "DEFAULT_SORT",
+__all__ = ["MISSING", "resolve", "rank", "json_equal", "like", "match", "sort_key", "sort_records", "apply", "DEFAULT_SORT",
            "object_id_glob"]
 
 #: Returned by :func:`resolve` for a field the record lacks.
@@ -166,11 +166,39 @@ def match_rules(record: dict[str, Any], pagination_rules: Sequence[Sequence[Filt
     return not pagination_rules or any(match(record, rule) for rule in pagination_rules)
 
 
-def sort_key(sorting: Sequence[Sort]) -> Callable[[dict[str, Any]], Any]:
-    """A ``key=`` for :func:`sorted` ordering records by ``sorting`` then ``id`` ascending."""
+def _value_key(value: Any) -> tuple:
+    """Ascending sort key of one field value: values by rank then value, missing after all."""
+    # PERF: the common JSON types first, without the generic rank() dispatch.
+    kind = type(value)
+    if kind is str:
+        return (0, _STRING, value)
+    if kind is int or kind is float:
+        return (0, _NUMBER, value)
+    if value is MISSING:
+        return (1,)
+    return (0, *_comparable(value))
+
+
+def _field_key(field: str) -> Callable[[dict[str, Any]], tuple]:
+    if "." not in field:
+        return lambda record: _value_key(record.get(field, MISSING))
+    return lambda record: _value_key(resolve(record, field))
+
+
+def _fields(sorting: Sequence[Sort]) -> list[Sort]:
     fields = list(sorting)
     if not any(sort.field == "id" for sort in fields):
         fields.append(Sort("id", 1))
+    return fields
+
+
+def sort_key(sorting: Sequence[Sort]) -> Callable[[dict[str, Any]], Any]:
+    """A ``key=`` for :func:`sorted` ordering records by ``sorting`` then ``id`` ascending.
+
+    This comparison is the definition of the order; :func:`sort_records` is
+    the fast equivalent used by :func:`apply` (tests check they agree).
+    """
+    fields = _fields(sorting)
 
     def compare(a: dict[str, Any], b: dict[str, Any]) -> int:
         for field, direction in fields:
@@ -185,6 +213,19 @@ def sort_key(sorting: Sequence[Sort]) -> Callable[[dict[str, Any]], Any]:
     return functools.cmp_to_key(compare)
 
 
+def sort_records(records: list[dict[str, Any]], sorting: Sequence[Sort]) -> None:
+    """Sort ``records`` in place exactly as ``sort_key(sorting)`` would.
+
+    PERF: one key tuple per record and field instead of a Python comparison
+    per pair: stable passes from the last field to the first, each ascending
+    or ``reverse=True`` (which keeps ties in order too). A key tuple orders
+    like the comparison's ``ka``/``kb``, so each pass orders like one field of
+    ``compare``, and stability makes earlier fields win, later ones break ties.
+    """
+    for field, direction in reversed(_fields(sorting)):
+        records.sort(key=_field_key(field), reverse=direction < 0)
+
+
 def apply(
     records: Iterable[dict[str, Any]],
     filters: Sequence[Filter] = (),
@@ -194,7 +235,7 @@ def apply(
 ) -> list[dict[str, Any]]:
     """Filter, keep those matching a pagination rule, sort (default newest first), then limit."""
     kept = [r for r in records if match(r, filters) and match_rules(r, pagination_rules)]
-    kept.sort(key=sort_key(sorting or DEFAULT_SORT))
+    sort_records(kept, sorting or DEFAULT_SORT)
     return kept if limit is None else kept[:limit]
 
 

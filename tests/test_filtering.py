@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from cliquet_wsgi import filtering
 from cliquet_wsgi.storage import COMPARISON, Filter, Sort
@@ -79,6 +82,62 @@ def test_apply_default_sort_ties_and_limit():
 def test_sort_descending_puts_missing_first():
     records = [{"id": "1", "v": 1}, {"id": "2"}, {"id": "3", "v": "x"}]
     assert [r["id"] for r in filtering.apply(records, sorting=[Sort("v", -1)])] == ["2", "3", "1"]
+
+
+# Values that exercise every rank, ties (1 vs 1.0, equal strings) and missing fields.
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([1.0, -0.5, 2.5]),
+    st.sampled_from(["", "a", "B", "b", "é", "aa"]),
+)
+_VALUES = st.one_of(_SCALARS, st.lists(_SCALARS, max_size=2), st.dictionaries(st.sampled_from(["x", "y"]), _SCALARS,
+                                                                               max_size=2))
+_RECORDS = st.lists(
+    st.fixed_dictionaries(
+        {"id": st.sampled_from(["a", "b", "c", "d"])},
+        optional={"last_modified": st.integers(0, 3), "v": _VALUES, "o": st.fixed_dictionaries({}, optional={"w": _VALUES})},
+    ),
+    max_size=8,
+)
+_SORTS = st.lists(
+    st.builds(Sort, st.sampled_from(["v", "o.w", "last_modified", "id", "absent"]), st.sampled_from([1, -1])),
+    max_size=3,
+)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(records=_RECORDS, sorting=_SORTS)
+def test_sort_records_orders_exactly_like_the_reference_comparison(records, sorting):
+    expected = sorted(records, key=filtering.sort_key(sorting))
+    fast = list(records)
+    filtering.sort_records(fast, sorting)
+    # Identity, not equality: ties must keep the input order in both (stable sorts).
+    assert [id(r) for r in fast] == [id(r) for r in expected]
+
+
+@pytest.mark.parametrize(
+    ("sorting", "expected"),
+    [
+        pytest.param([], ["n2", "s", "arr", "n1", "n1f", "gone", "t", "nul", "obj"], id="default-newest-first-then-id"),
+        pytest.param([Sort("v", 1)], ["nul", "t", "n1", "n1f", "n2", "s", "arr", "obj", "gone"],
+                     id="ascending-rank-then-value-missing-last"),
+        pytest.param([Sort("v", -1)], ["gone", "obj", "arr", "s", "n2", "n1", "n1f", "t", "nul"],
+                     id="descending-missing-first-ties-by-id"),
+        pytest.param([Sort("o.w", -1), Sort("last_modified", 1)],
+                     ["obj", "nul", "gone", "t", "arr", "n1", "n1f", "n2", "s"], id="dotted-then-second-field"),
+    ],
+)
+def test_sort_records_fast_path_cases(sorting, expected):
+    records = [
+        {"id": "n1f", "v": 1.0, "last_modified": 1}, {"id": "s", "v": "z", "last_modified": 2, "o": {"w": "a"}},
+        {"id": "gone", "last_modified": 0}, {"id": "n1", "v": 1, "last_modified": 1},
+        {"id": "n2", "v": 2, "last_modified": 3, "o": {"w": "b"}}, {"id": "t", "v": True, "last_modified": 0},
+        {"id": "nul", "v": None, "last_modified": -1}, {"id": "arr", "v": [1], "last_modified": 1, "o": "w"},
+        {"id": "obj", "v": {"a": 1}, "last_modified": -2},
+    ]
+    filtering.sort_records(records, sorting or filtering.DEFAULT_SORT)
+    assert [r["id"] for r in records] == expected
+    # The reference comparison agrees.
+    assert [r["id"] for r in sorted(records, key=filtering.sort_key(sorting or filtering.DEFAULT_SORT))] == expected
 
 
 @pytest.mark.parametrize(
