@@ -25,7 +25,7 @@ import os
 import threading
 import time
 import uuid
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import msgpack
 
@@ -73,6 +73,42 @@ def forced_timestamp(value: Any) -> int | None:
     return None
 
 
+class _Transaction:
+    """One ``with storage.transaction()`` block: holds the lock; the outermost one owns the undo log.
+
+    PERF: a plain context manager class (entered several times per request,
+    mostly nested) instead of a ``contextlib`` generator.
+    """
+
+    __slots__ = ("storage", "outermost")
+
+    def __init__(self, storage: "MemoryStorage") -> None:
+        self.storage = storage
+        self.outermost = False
+
+    def __enter__(self) -> None:
+        storage = self.storage
+        storage._check_process()
+        storage._lock.acquire()
+        local = storage._local
+        if getattr(local, "undo", None) is None:
+            self.outermost = True
+            local.undo = []
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        storage = self.storage
+        try:
+            if self.outermost:
+                try:
+                    if exc_type is not None:
+                        storage._rollback()
+                finally:
+                    storage._local.undo = None
+        finally:
+            storage._lock.release()
+        return False
+
+
 class MemoryStorage(Storage):
     """Records, tombstones and timestamps in dicts keyed by ``(collection_id, parent_id)``."""
 
@@ -109,26 +145,15 @@ class MemoryStorage(Storage):
                 "use SQLite or PostgreSQL with several workers", self._pid,
             )
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        self._check_process()
-        with self._lock:
-            outermost = getattr(self._local, "undo", None) is None
-            if outermost:
-                self._local.undo = []
-            try:
-                yield
-            except BaseException:
-                if outermost:
-                    for mapping, key, previous in reversed(self._local.undo):
-                        if previous is _ABSENT:
-                            mapping.pop(key, None)
-                        else:
-                            mapping[key] = previous
-                raise
-            finally:
-                if outermost:
-                    self._local.undo = None
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        return _Transaction(self)
+
+    def _rollback(self) -> None:
+        for mapping, key, previous in reversed(self._local.undo):
+            if previous is _ABSENT:
+                mapping.pop(key, None)
+            else:
+                mapping[key] = previous
 
     def _put(self, mapping: dict, key: Any, value: Any) -> None:
         self._local.undo.append((mapping, key, mapping.get(key, _ABSENT)))
