@@ -13,6 +13,7 @@ Not for other endpoints: batch and utility views speak JSON only.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -93,6 +94,9 @@ def _offered(allow_msgpack: bool) -> list[str]:
     return ["application/json", MSGPACK_CONTENT_TYPE] if allow_msgpack else ["application/json"]
 
 
+# PERF: both header parsers below are pure functions of a few distinct header
+# values per client; results are cached (errors are raised anew, never cached).
+@functools.lru_cache(maxsize=256)
 def negotiate_response_type(accept_header: str | None, *, allow_msgpack: bool = True) -> str:
     """``"json"`` or ``"msgpack"`` for this ``Accept`` header, else 406/107.
 
@@ -117,6 +121,7 @@ def negotiate_response_type(accept_header: str | None, *, allow_msgpack: bool = 
     return choice
 
 
+@functools.lru_cache(maxsize=256)
 def body_kind(content_type: str | None, *, patch: bool = False, allow_msgpack: bool = True) -> str:
     """Kind of a request body from its ``Content-Type``, else 415/107.
 

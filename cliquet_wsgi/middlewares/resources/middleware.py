@@ -91,6 +91,17 @@ def read_body(environ: Mapping[str, Any]) -> bytes:
     return b""
 
 
+def query_params(environ: dict[str, Any]) -> list[tuple[str, str]]:
+    """The querystring's ``(name, value)`` pairs, decoded as WebOb does; 400 on invalid UTF-8."""
+    if not environ.get("QUERY_STRING"):
+        # PERF: most requests have no querystring; skip building a WebOb request.
+        return []
+    try:
+        return [(k, v) for k, v in Request(environ).GET.items()]
+    except UnicodeDecodeError:
+        raise invalid_parameter("querystring", None, "Invalid UTF-8 in querystring") from None
+
+
 class ResourcesMiddleware:
     """REST endpoints for the given resources (PROTOCOL §10).
 
@@ -238,7 +249,6 @@ class ResourcesMiddleware:
         payload: Any = None
         body_kind = views.JSON
         body_error: CliquetError | None = None
-        request = Request(environ)
         if method in _BODY_METHODS:
             content_type = environ.get("CONTENT_TYPE", "")
             is_patch = method == "PATCH"
@@ -255,10 +265,7 @@ class ResourcesMiddleware:
         for slot in resource.parent_slots:
             if not _PARENT_SLOT.fullmatch(match.slots[slot]):
                 raise invalid_parameter("path", None, f"Invalid {slot}")
-        try:
-            params = [(k, v) for k, v in request.GET.items()]
-        except UnicodeDecodeError:
-            raise invalid_parameter("querystring", None, "Invalid UTF-8 in querystring") from None
+        params = query_params(environ)
         ctx = views.Context(
             resource=resource,
             endpoint=match.endpoint,

@@ -7,6 +7,7 @@ layer's business (§1.2).
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 from routes import Mapper
@@ -45,10 +46,22 @@ class Router:
                 self._mapper.connect(route_name, path, requirements=requirements, _route_name=route_name)
                 self._targets[route_name] = (resource, endpoint, path)
 
-    def match(self, path: str) -> Match | None:
+        # PERF: routes' matching costs more than the rest of routing; a path's
+        # match never changes, so recent ones are remembered (per router).
+        self._cached = functools.lru_cache(maxsize=1024)(self._match)
+
+    def _match(self, path: str) -> tuple[CompiledResource, str, tuple[tuple[str, str], ...], str] | None:
         found = self._mapper.match(path)
         if found is None:
             return None
         route_name = found.pop("_route_name")
         resource, endpoint, pattern = self._targets[route_name]
-        return Match(resource, endpoint, {k: str(v) for k, v in found.items()}, pattern)
+        return resource, endpoint, tuple((k, str(v)) for k, v in found.items()), pattern
+
+    def match(self, path: str) -> Match | None:
+        found = self._cached(path)
+        if found is None:
+            return None
+        resource, endpoint, slots, pattern = found
+        # A fresh slots dict per call: callers own it.
+        return Match(resource, endpoint, dict(slots), pattern)

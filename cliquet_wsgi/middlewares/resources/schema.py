@@ -62,6 +62,35 @@ def nul_path(value: Any) -> list[str] | None:
     return None
 
 
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def _json_copy(value: Any) -> Any:
+    """Independent copy of a decoded body value (JSON model), cheaper than ``copy.deepcopy``."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _json_copy(v) for k, v in value.items()}
+    if kind is list:
+        return [_json_copy(v) for v in value]
+    if kind is str or kind in _SCALARS:
+        return value
+    return copy.deepcopy(value)
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether :func:`nul_path` would find something (PERF: no paths built on the common no-NUL case)."""
+    kind = type(value)
+    if kind is str:
+        return "\x00" in value
+    if kind in _SCALARS:
+        return False
+    if isinstance(value, dict):
+        return any("\x00" in key or _has_nul(sub) for key, sub in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(sub) for sub in value)
+    return isinstance(value, str) and "\x00" in value
+
+
 def permission_errors(permissions: Any) -> list[dict[str, Any]]:
     if not isinstance(permissions, dict):
         return [body_error("permissions", f"{_show(permissions)} is not an object")]
@@ -82,8 +111,8 @@ def clean_record(resource: CompiledResource, data: dict[str, Any], *, apply_defa
     Strict schemas drop unknown fields silently (§10.1); defaults are filled
     on create and replace.
     """
-    record = {k: copy.deepcopy(v) for k, v in data.items() if k not in ("id", "last_modified")}
-    path = nul_path(record)
+    record = {k: _json_copy(v) for k, v in data.items() if k not in ("id", "last_modified")}
+    path = nul_path(record) if _has_nul(record) else None
     if path is not None:
         # NOTE: PostgreSQL's JSONB cannot store U+0000; refuse it everywhere alike.
         name = ".".join(["data", *path])

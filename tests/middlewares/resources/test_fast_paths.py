@@ -1,0 +1,89 @@
+"""The shortcuts taken for speed give the same results as the general code they bypass."""
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from cliquet_wsgi.errors import CliquetError
+from cliquet_wsgi.middlewares.resources import Resource, codecs, schema
+from cliquet_wsgi.middlewares.resources.definition import CompiledResource
+from cliquet_wsgi.middlewares.resources.middleware import query_params
+from cliquet_wsgi.middlewares.resources.routing import Router
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param({"a": 1, "b": "x", "c": None, "d": 1.5, "e": True}, id="flat-clean"),
+        pytest.param({"a": [{"b": ["ok", {"c": "x\u0000"}]}]}, id="deep-value"),
+        pytest.param({"a": {"k\u0000": 1}}, id="nested-key"),
+        pytest.param({"\u0000": 1}, id="top-key"),
+        pytest.param({"a": ["\u0000"], "b": "\u0000"}, id="several"),
+        pytest.param({"a": [[], {}, [1, [2, ["y"]]]]}, id="nested-clean"),
+    ],
+)
+def test_has_nul_agrees_with_nul_path(value):
+    assert schema._has_nul(value) is (schema.nul_path(value) is not None)
+
+
+def test_clean_record_copies_nested_values():
+    resource = CompiledResource(Resource("note"), default_id_generator="uuid4")
+    data = {"id": "x", "last_modified": 1, "tags": ["a", {"b": [1]}], "title": "t"}
+    record = schema.clean_record(resource, data, apply_defaults=True)
+    data["tags"][1]["b"].append(2)
+    data["tags"].append("c")
+    assert record == {"tags": ["a", {"b": [1]}], "title": "t"}
+
+
+def test_router_returns_a_fresh_slots_dict_for_a_remembered_path():
+    resource = CompiledResource(Resource("note"), default_id_generator="uuid4")
+    router = Router([resource])
+    first = router.match("/notes/abc")
+    first.slots["id"] = "changed"
+    second = router.match("/notes/abc")
+    assert (second.endpoint, second.slots, second.pattern) == ("record", {"id": "abc"}, "/notes/{id}")
+    assert second.resource is resource
+    collection = router.match("/notes")
+    assert (collection.endpoint, collection.slots, collection.pattern) == ("collection", {}, "/notes")
+    assert router.match("/nope") is None and router.match("/nope") is None
+
+
+@pytest.mark.parametrize(
+    ("content_type", "patch"),
+    [
+        pytest.param("text/plain", False, id="unsupported"),
+        pytest.param("application/json; charset=latin-1", False, id="charset"),
+        pytest.param("application/merge-patch+json", False, id="patch-type-on-post"),
+    ],
+)
+def test_cached_body_kind_raises_every_time(content_type, patch):
+    for _ in range(2):
+        with pytest.raises(CliquetError) as info:
+            codecs.body_kind(content_type, patch=patch)
+        assert info.value.status == 415
+
+
+def test_cached_negotiation_raises_every_time_and_answers_consistently():
+    for _ in range(2):
+        with pytest.raises(CliquetError) as info:
+            codecs.negotiate_response_type("text/html")
+        assert info.value.status == 406
+        assert codecs.negotiate_response_type("application/msgpack, */*") == codecs.MSGPACK
+        assert codecs.body_kind("application/json; charset=UTF-8") == codecs.JSON
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        pytest.param("", [], id="empty"),
+        pytest.param("a=1&b=%C3%A9&a=2&c", [("a", "1"), ("b", "é"), ("a", "2"), ("c", "")], id="webob-decoding"),
+        pytest.param("x=a+b", [("x", "a b")], id="plus-is-space"),
+    ],
+)
+def test_query_params(query, expected):
+    environ = {"QUERY_STRING": query, "REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO(b"")}
+    assert query_params(environ) == expected
+    if not query:
+        del environ["QUERY_STRING"]
+        assert query_params(environ) == []
