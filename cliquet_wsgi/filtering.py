@@ -216,14 +216,49 @@ def sort_key(sorting: Sequence[Sort]) -> Callable[[dict[str, Any]], Any]:
 def sort_records(records: list[dict[str, Any]], sorting: Sequence[Sort]) -> None:
     """Sort ``records`` in place exactly as ``sort_key(sorting)`` would.
 
-    PERF: one key tuple per record and field instead of a Python comparison
-    per pair: stable passes from the last field to the first, each ascending
-    or ``reverse=True`` (which keeps ties in order too). A key tuple orders
+    PERF: keys are computed once per record and field instead of a Python
+    comparison per pair. When the non-numeric fields all go the same way, one
+    sort on a composite key does it (strings as they are, other values by
+    :func:`_value_key`, numbers negated when going the other way), with
+    ``reverse=True`` when that way is descending (a stable sort keeps ties in
+    input order either way). Otherwise: stable passes from the last field to
+    the first, each ascending or ``reverse=True``; a key tuple orders
     like the comparison's ``ka``/``kb``, so each pass orders like one field of
     ``compare``, and stability makes earlier fields win, later ones break ties.
     """
-    for field, direction in reversed(_fields(sorting)):
+    fields = _fields(sorting)
+    columns = []
+    for field, direction in fields:
+        if "." in field:
+            values = [resolve(record, field) for record in records]
+        else:
+            values = [record.get(field, MISSING) for record in records]
+        kinds = set(map(type, values))
+        columns.append((values, direction < 0, bool(kinds) and kinds <= _NUMBER_TYPES, kinds))
+    # One sort, descending (reverse=True, stable too) if the non-numeric columns all are.
+    descending = next((desc for _, desc, numeric, _ in columns if not numeric), False)
+    keys = []
+    for values, desc, numeric, kinds in columns:
+        if numeric:
+            # One rank only: plain numbers order alike, negation reverses exactly.
+            keys.append(values if desc == descending else [-value for value in values])
+        elif desc != descending:
+            break
+        elif kinds == _STR_TYPE:
+            keys.append(values)
+        else:
+            keys.append(list(map(_value_key, values)))
+    else:
+        composite = keys[0] if len(keys) == 1 else list(zip(*keys))
+        order = sorted(range(len(records)), key=composite.__getitem__, reverse=descending)
+        records[:] = [records[index] for index in order]
+        return
+    for field, direction in reversed(fields):
         records.sort(key=_field_key(field), reverse=direction < 0)
+
+
+_NUMBER_TYPES = frozenset({int, float})
+_STR_TYPE = {str}
 
 
 def apply(
@@ -234,7 +269,10 @@ def apply(
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
     """Filter, keep those matching a pagination rule, sort (default newest first), then limit."""
-    kept = [r for r in records if match(r, filters) and match_rules(r, pagination_rules)]
+    if filters or pagination_rules:
+        kept = [r for r in records if match(r, filters) and match_rules(r, pagination_rules)]
+    else:
+        kept = list(records)
     sort_records(kept, sorting or DEFAULT_SORT)
     return kept if limit is None else kept[:limit]
 

@@ -104,8 +104,17 @@ _SORTS = st.lists(
 )
 
 
+# Every record has every field: the single-sort fast path is taken whenever types allow it.
+_FULL_RECORDS = st.lists(
+    st.fixed_dictionaries({"id": st.sampled_from(["a", "b", "c"]), "last_modified": st.integers(0, 3),
+                           "v": st.one_of(_SCALARS, st.lists(_SCALARS, max_size=1)),
+                           "o": st.fixed_dictionaries({"w": st.one_of(st.integers(0, 2), st.floats(0, 2))})}),
+    max_size=8,
+)
+
+
 @hypothesis_settings(max_examples=300, deadline=None)
-@given(records=_RECORDS, sorting=_SORTS)
+@given(records=st.one_of(_RECORDS, _FULL_RECORDS), sorting=_SORTS)
 def test_sort_records_orders_exactly_like_the_reference_comparison(records, sorting):
     expected = sorted(records, key=filtering.sort_key(sorting))
     fast = list(records)
@@ -138,6 +147,25 @@ def test_sort_records_fast_path_cases(sorting, expected):
     assert [r["id"] for r in records] == expected
     # The reference comparison agrees.
     assert [r["id"] for r in sorted(records, key=filtering.sort_key(sorting or filtering.DEFAULT_SORT))] == expected
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+@pytest.mark.parametrize(
+    "column",
+    [
+        pytest.param(["x", True, False, "a"], id="str-and-bool"),
+        pytest.param([None, 1, None, 0.5], id="null-and-numbers"),
+        pytest.param([2, 1.0, 1, -0.0, 0], id="int-float-ties"),
+        pytest.param(["b", "a", "é", "B"], id="strings"),
+        pytest.param([True, False, True], id="bools"),
+        pytest.param([[2], [1, 0], {"a": 1}, [1]], id="arrays-objects"),
+    ],
+)
+def test_sort_records_single_column_types(column, direction):
+    records = [{"id": "k", "v": value} for value in column]  # equal ids: ties keep the input order
+    expected = sorted(records, key=filtering.sort_key([Sort("v", direction)]))
+    filtering.sort_records(records, [Sort("v", direction)])
+    assert [id(r) for r in records] == [id(r) for r in expected]
 
 
 @pytest.mark.parametrize(
