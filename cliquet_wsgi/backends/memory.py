@@ -66,6 +66,30 @@ def json_copy(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+class _Nested(dict):
+    """A stored record holding a container (object or array) somewhere in its values.
+
+    PERF: stored records are plain ``dict`` when all their values are scalars,
+    which a shallow ``dict()`` copies safely (several times cheaper than a
+    walk); the class travels with the record, so the undo log needs nothing.
+    """
+
+
+def _to_store(record: dict[str, Any]) -> dict[str, Any]:
+    """The private copy kept in the store (flat records as ``dict``, others as :class:`_Nested`)."""
+    stored = json_copy(record)
+    if all(type(v) in _IMMUTABLE for v in stored.values()):
+        return stored
+    return _Nested(stored)
+
+
+def _from_store(stored: dict[str, Any]) -> dict[str, Any]:
+    """A plain-``dict`` copy of a stored record that callers may mutate."""
+    if type(stored) is dict:
+        return dict(stored)
+    return {k: v if type(v) in _IMMUTABLE else json_copy(v) for k, v in stored.items()}
+
+
 def forced_timestamp(value: Any) -> int | None:
     """A client-given ``last_modified`` if it is an integer (``True`` is not one)."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -199,15 +223,13 @@ class MemoryStorage(Storage):
                 continue
             for other in self._records[partition].values():
                 if other["id"] != own_id and filtering.json_equal(filtering.resolve(other, field), value):
-                    raise UnicityError(field, json_copy(other))
+                    raise UnicityError(field, _from_store(other))
 
     def _store(self, partition: Partition, object_id: str, record: dict, timestamp: int) -> dict:
-        stored = json_copy(record)
-        stored["id"] = object_id
-        stored["last_modified"] = timestamp
+        stored = _to_store({**record, "id": object_id, "last_modified": timestamp})
         self._put(self._records[partition], object_id, stored)
         self._pop(self._tombstones[partition], object_id)
-        return json_copy(stored)
+        return _from_store(stored)
 
     def create(
         self,
@@ -224,7 +246,7 @@ class MemoryStorage(Storage):
                 object_id = id_generator() if id_generator is not None else str(uuid.uuid4())
             existing = self._records[partition].get(object_id)
             if existing is not None:
-                raise UnicityError("id", json_copy(existing))
+                raise UnicityError("id", _from_store(existing))
             self._check_unicity(partition, record, unique_fields, object_id)
             timestamp = self._bump(partition, forced_timestamp(record.get("last_modified")))
             return self._store(partition, object_id, record, timestamp)
@@ -235,7 +257,7 @@ class MemoryStorage(Storage):
             record = self._records.get((collection_id, parent_id), {}).get(object_id)
             if record is None:
                 raise RecordNotFoundError(object_id)
-            return json_copy(record)
+            return _from_store(record)
 
     def update(
         self,
@@ -317,12 +339,17 @@ class MemoryStorage(Storage):
         limit = self.max_fetch_size if limit is None else min(limit, self.max_fetch_size)
         with self._lock:
             records = list(self._records.get(partition, {}).values())
-            total = sum(1 for r in records if filtering.match(r, filters)) if count else None
+            if not count:
+                total = None
+            elif filters:
+                total = sum(1 for r in records if filtering.match(r, filters))
+            else:
+                total = len(records)
             if include_deleted:
                 records.extend(self._tombstones.get(partition, {}).values())
             page = filtering.apply(records, filters, sorting, pagination_rules, limit)
             # Copies on read: callers may mutate what they get (stored values are never mutated in place).
-            return [json_copy(record) for record in page], total
+            return [_from_store(record) for record in page], total
 
 
 class MemoryCache(Cache):
