@@ -7,6 +7,8 @@ so that killing "our" connections never touches another test's.
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
 import multiprocessing
 import os
 import socket
@@ -136,6 +138,43 @@ def test_module_exports_and_from_settings_share_one_pool(url):
     storage = STORAGE.from_settings({"storage_url": url})
     permission = PERMISSION.from_settings({"permission_url": url.replace("postgresql://", "postgres://", 1)})
     assert storage.pool is permission.pool
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param("SELECT %s, %s::jsonb", id="format"),
+        pytest.param("SELECT '%%s' || %s, 100 %% 7, E'\\'%s'", id="escapes-and-quotes"),
+        pytest.param('SELECT "a%s" FROM t WHERE x = %s -- %s\n AND y = $$%s$$', id="identifiers-comments-dollars"),
+    ],
+)
+def test_cached_paramstyle_conversion_matches_pg8000(query):
+    from cliquet_wsgi.backends.postgresql import pool as pool_module
+
+    pool_module._cache_paramstyle_conversion()
+    assert pg8000.convert_paramstyle._cliquet_cached is True
+    args = ("a", 1)
+    for _ in range(2):  # the first call fills the cache, the second reads it
+        assert pg8000.convert_paramstyle("format", query, args) == _unpatched_conversion()("format", query, args)
+    assert pg8000.convert_paramstyle("named", "SELECT :x, :x", {"x": 1}) == ("SELECT $1, $1", (1,))
+
+
+@functools.lru_cache(maxsize=None)
+def _unpatched_conversion():
+    """pg8000's own function, from a fresh copy of its module."""
+    spec = importlib.util.find_spec("pg8000.dbapi")
+    fresh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fresh)
+    return fresh.convert_paramstyle
+
+
+def test_cached_paramstyle_conversion_raises_every_time():
+    from cliquet_wsgi.backends.postgresql import pool as pool_module
+
+    pool_module._cache_paramstyle_conversion()
+    for _ in range(2):
+        with pytest.raises(pg8000.InterfaceError):
+            pg8000.convert_paramstyle("format", "SELECT %d", (1,))
 
 
 # -- pool faults (RELIABILITY C6, F2) -------------------------------------------------

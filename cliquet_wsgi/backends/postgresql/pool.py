@@ -21,6 +21,7 @@ What it guarantees:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -68,6 +69,36 @@ def _driver_errors() -> tuple[type[BaseException], ...]:
     # NOTE: pg8000 lets raw socket/struct errors escape from its reader when
     # the server vanishes mid-message; they mean the same as InterfaceError.
     return (pg8000.exceptions.Error, OSError, struct.error, EOFError, UnicodeError)
+
+
+def _cache_paramstyle_conversion() -> None:
+    """Make pg8000's ``%s`` -> ``$n`` rewrite of a statement happen once per distinct statement.
+
+    PERF: ``pg8000.dbapi.Cursor.execute`` rescans the SQL text character by
+    character in Python on every call (about 100 µs for our statements,
+    several per request). For the ``format`` paramstyle the rewritten text
+    depends on the text alone and the values pass through unchanged, so a
+    cache keyed by the text gives identical results; errors (an unsupported
+    ``%`` sequence) are not cached and are raised again. Other paramstyles go
+    to the original function. Idempotent.
+    """
+    import pg8000.dbapi
+
+    original = pg8000.dbapi.convert_paramstyle
+    if getattr(original, "_cliquet_cached", False):
+        return
+
+    @functools.lru_cache(maxsize=1024)
+    def rewrite(query: str) -> str:
+        return original("format", query, ())[0]
+
+    def convert_paramstyle(style: str, query: str, args: Any) -> tuple[str, Any]:
+        if style == "format" and type(query) is str:
+            return rewrite(query), args
+        return original(style, query, args)
+
+    convert_paramstyle._cliquet_cached = True  # type: ignore[attr-defined]
+    pg8000.dbapi.convert_paramstyle = convert_paramstyle
 
 
 def is_database_error(exc: BaseException) -> bool:
@@ -142,6 +173,8 @@ class Pool:
 
     def _connect(self) -> _Conn:
         import pg8000.dbapi
+
+        _cache_paramstyle_conversion()
 
         p = self.params
         sock = socket.create_connection((p["host"], p["port"]), timeout=self.connect_timeout)
