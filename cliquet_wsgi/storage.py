@@ -23,7 +23,9 @@ records until :meth:`Storage.purge_deleted`.
 Transactions: every method may run inside ``with storage.transaction():``;
 nested use (on the same thread) joins the outer transaction; the outermost
 commits on success and rolls back on any exception. Outside a transaction
-each call is its own transaction.
+each call is its own transaction. ``with storage.read_transaction():`` groups
+calls that only read (a listing and its collection timestamp) where that is
+cheaper, without ever holding a write lock for the block.
 
 Errors: :class:`RecordNotFoundError`, :class:`UnicityError` and
 :class:`~cliquet_wsgi.errors.BackendError` for anything the driver raises.
@@ -31,6 +33,7 @@ Errors: :class:`RecordNotFoundError`, :class:`UnicityError` and
 from __future__ import annotations
 
 import abc
+import contextlib
 import enum
 from typing import Any, Callable, ContextManager, NamedTuple, Sequence
 
@@ -126,6 +129,20 @@ class Storage(Backend):
         block exits normally and rolls back when it raises. Rollback exists
         on every implementation, memory included.
         """
+
+    def read_transaction(self) -> ContextManager[None]:
+        """Context manager around calls that only read (``collection_timestamp`` included).
+
+        A backend where a transaction is cheap to share and takes no write
+        lock (PostgreSQL: one connection checkout, ping, ``BEGIN``/``COMMIT``
+        for the block) runs the block as one :meth:`transaction`; the default
+        runs each call as it would run alone, so no write lock (SQLite's
+        ``BEGIN IMMEDIATE``) is ever held for a read block. Either way, inside
+        :meth:`transaction` it joins that transaction, and an exception raised
+        in the block passes through. No isolation between the calls is
+        promised (callers must not rely on one snapshot); do not write in it.
+        """
+        return contextlib.nullcontext()
 
     @abc.abstractmethod
     def collection_timestamp(self, collection_id: str, parent_id: str) -> int:

@@ -740,6 +740,42 @@ def test_transaction_commits(storage):
     assert records == [b, a]
 
 
+def test_read_transaction_reads_and_persists_a_first_timestamp(storage):
+    created = storage.create(CID, PID, {"a": 1})
+    with storage.read_transaction():
+        timestamp = storage.collection_timestamp(CID, PID)
+        records, total = storage.get_all(CID, PID, count=True)
+        fresh = storage.collection_timestamp(CID, "/users/never-written")
+        assert storage.get(CID, PID, created["id"]) == created
+    assert (timestamp, records, total) == (created["last_modified"], [created], 1)
+    # The never-written partition's timestamp was kept: stable after the block.
+    assert storage.collection_timestamp(CID, "/users/never-written") == fresh
+
+
+def test_read_transaction_lets_exceptions_through(storage):
+    with pytest.raises(ZeroDivisionError):
+        with storage.read_transaction():
+            storage.get_all(CID, PID)
+            1 / 0
+    with pytest.raises(RecordNotFoundError):
+        with storage.read_transaction():
+            storage.get(CID, PID, "missing")
+    assert storage.get_all(CID, PID) == ([], None)
+
+
+def test_read_transaction_inside_a_transaction_joins_it(storage):
+    with pytest.raises(ZeroDivisionError):
+        with storage.transaction():
+            created = storage.create(CID, PID, {"a": 1})
+            with storage.read_transaction():
+                assert storage.get_all(CID, PID)[0] == [created]
+                assert storage.collection_timestamp(CID, PID) == created["last_modified"]
+            # Leaving the inner block neither committed nor ended the outer one.
+            storage.create(CID, PID, {"b": 2})
+            1 / 0
+    assert storage.get_all(CID, PID) == ([], None)
+
+
 def test_transaction_rollback_leaves_nothing(storage):
     kept = storage.create(CID, PID, {"kept": True})
     doomed = storage.create(CID, PID, {"doomed": True})

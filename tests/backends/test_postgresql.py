@@ -177,6 +177,21 @@ def test_cached_paramstyle_conversion_raises_every_time():
             pg8000.convert_paramstyle("format", "SELECT %d", (1,))
 
 
+def test_read_transaction_checks_out_one_connection_for_its_reads(storage, pool, monkeypatch):
+    storage.create("c", "p", {"a": 1})
+    checkouts = []
+    original = pool.checkout
+    monkeypatch.setattr(pool, "checkout", lambda: checkouts.append(1) or original())
+    with storage.read_transaction():
+        assert pool.in_transaction()
+        storage.collection_timestamp("c", "p")
+        storage.get_all("c", "p", count=True)
+    assert len(checkouts) == 1 and not pool.in_transaction()
+    storage.collection_timestamp("c", "p")
+    storage.get_all("c", "p")
+    assert len(checkouts) == 3  # outside a block each call has its own transaction
+
+
 # -- pool faults (RELIABILITY C6, F2) -------------------------------------------------
 
 

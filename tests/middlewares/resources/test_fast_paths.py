@@ -10,6 +10,7 @@ from cliquet_wsgi.middlewares.resources import Resource, codecs, schema
 from cliquet_wsgi.middlewares.resources.definition import CompiledResource
 from cliquet_wsgi.middlewares.resources.middleware import query_params
 from cliquet_wsgi.middlewares.resources.routing import Router
+from tests.middlewares.resources.conftest import as_user
 
 
 @pytest.mark.parametrize(
@@ -87,3 +88,15 @@ def test_query_params(query, expected):
     if not query:
         del environ["QUERY_STRING"]
         assert query_params(environ) == []
+
+
+def test_refused_listing_keeps_the_timestamp_it_showed(make_app):
+    # The listing's reads share one read transaction; a 412 (or 400) raised in
+    # it must not roll back the timestamp a first read persisted.
+    app = make_app([Resource("note")])
+    alice = as_user("alice")
+    refused = app.get("/notes", headers={**alice, "If-Match": '"1"'}, status=412)
+    app.get("/notes?_limit=nope", headers=alice, status=400)
+    listed = app.get("/notes", headers=alice)
+    assert listed.headers["ETag"] == refused.headers["ETag"]
+    assert listed.json == {"data": []}
