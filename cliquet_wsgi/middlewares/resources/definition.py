@@ -9,8 +9,8 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import os
 import re
-import uuid
 from typing import Any, Callable, Iterable, Mapping
 
 from jsonschema import Draft202012Validator
@@ -34,8 +34,16 @@ _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 
 
+#: Version 4 and RFC 4122 variant bits, as ``uuid.UUID(version=4)`` sets them.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
 def uuid4_generator() -> str:
-    return str(uuid.uuid4())
+    """``str(uuid.uuid4())`` without building a UUID object (PERF: one per created record)."""
+    value = int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR | _UUID4_SET
+    text = "%032x" % value
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 class Resource:

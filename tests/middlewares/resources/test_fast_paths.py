@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import io
+import uuid
 
 import pytest
 
 from cliquet_wsgi.errors import CliquetError
 from cliquet_wsgi.middlewares.resources import Resource, codecs, schema
+from cliquet_wsgi.middlewares.resources import definition
 from cliquet_wsgi.middlewares.resources.definition import CompiledResource
 from cliquet_wsgi.middlewares.resources.middleware import query_params
 from cliquet_wsgi.middlewares.resources.routing import Router
@@ -100,3 +102,17 @@ def test_refused_listing_keeps_the_timestamp_it_showed(make_app):
     listed = app.get("/notes", headers=alice)
     assert listed.headers["ETag"] == refused.headers["ETag"]
     assert listed.json == {"data": []}
+
+
+@pytest.mark.parametrize("raw", [bytes(16), b"\xff" * 16, bytes(range(16)), bytes(range(240, 256))])
+def test_uuid4_generator_formats_like_the_uuid_module(raw, monkeypatch):
+    monkeypatch.setattr(definition.os, "urandom", lambda n: raw[:n])
+    assert definition.uuid4_generator() == str(uuid.UUID(bytes=raw, version=4))
+
+
+def test_uuid4_generator_makes_distinct_version_4_ids():
+    ids = {definition.uuid4_generator() for _ in range(1000)}
+    assert len(ids) == 1000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (str(parsed), parsed.version, parsed.variant) == (text, 4, uuid.RFC_4122)
