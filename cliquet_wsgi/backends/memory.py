@@ -349,7 +349,8 @@ class MemoryStorage(Storage):
                 records.extend(self._tombstones.get(partition, {}).values())
             page = filtering.apply(records, filters, sorting, pagination_rules, limit)
             # Copies on read: callers may mutate what they get (stored values are never mutated in place).
-            return [_from_store(record) for record in page], total
+            # (_from_store inlined for the common flat record: one call less per record.)
+            return [dict(r) if type(r) is dict else _from_store(r) for r in page], total
 
 
 class MemoryCache(Cache):
