@@ -673,6 +673,15 @@ def test_pagination_rules_are_or_of_ands(storage):
     assert total == 8
 
 
+def test_count_is_given_with_an_empty_page(storage):
+    _create_all(storage, [{"i": i} for i in range(3)])
+    assert storage.get_all(CID, PID, limit=0, count=True) == ([], 3)
+    beyond = [[Filter("i", 5, COMPARISON.GT)]]
+    assert storage.get_all(CID, PID, pagination_rules=beyond, count=True) == ([], 3)
+    records, total = storage.get_all(CID, PID, filters=[Filter("i", 1, COMPARISON.MIN)], limit=1, count=True)
+    assert (len(records), total) == (1, 2)
+
+
 def test_keyset_pagination_walks_every_record_once(storage):
     _create_all(storage, [{"id": f"r{i:02d}", "g": i % 4} for i in range(23)])
     sorting = [Sort("g", -1), Sort("id", 1)]
