@@ -441,16 +441,31 @@ class PostgreSQLStorage(PostgreSQLBackend, Storage):
         return value if _is_int(value) else None
 
     @staticmethod
-    def _store(
-        cursor: Any, collection_id: str, parent_id: str, object_id: str, last_modified: int, data: Mapping[str, Any]
-    ) -> None:
+    def _bump_and_store(
+        cursor: Any, collection_id: str, parent_id: str, object_id: str, forced: int | None, data: Mapping[str, Any]
+    ) -> int:
+        """:meth:`_bump` then :meth:`_store` in one statement (PERF: one round trip less per write).
+
+        The record gets ``forced`` when given, else the bumped partition
+        timestamp; returns the record's ``last_modified``. The caller holds
+        the partition lock.
+        """
         cursor.execute(
+            "WITH bumped AS ("
+            "INSERT INTO timestamps AS t (collection_id, parent_id, last_modified) "
+            f"VALUES (%s, %s, COALESCE(%s::bigint, {_NOW_MS})) "
+            "ON CONFLICT (collection_id, parent_id) DO UPDATE SET last_modified = "
+            "CASE WHEN t.last_modified >= EXCLUDED.last_modified THEN t.last_modified + 1 "
+            "ELSE EXCLUDED.last_modified END "
+            "RETURNING last_modified) "
             "INSERT INTO records (collection_id, parent_id, id, last_modified, deleted, data) "
-            "VALUES (%s, %s, %s, %s::bigint, FALSE, %s::jsonb) "
+            "SELECT %s, %s, %s, COALESCE(%s::bigint, bumped.last_modified), FALSE, %s::jsonb FROM bumped "
             "ON CONFLICT (collection_id, parent_id, id) DO UPDATE SET "
-            "last_modified = EXCLUDED.last_modified, deleted = FALSE, data = EXCLUDED.data",
-            (collection_id, parent_id, object_id, last_modified, dumps(data)),
+            "last_modified = EXCLUDED.last_modified, deleted = FALSE, data = EXCLUDED.data "
+            "RETURNING last_modified",
+            (collection_id, parent_id, forced, collection_id, parent_id, object_id, forced, dumps(data)),
         )
+        return cursor.fetchone()[0]
 
     # -- contract ------------------------------------------------------------------
 
@@ -473,9 +488,7 @@ class PostgreSQLStorage(PostgreSQLBackend, Storage):
                 raise UnicityError(ID, _to_record(existing))
             self._check_unicity(cursor, collection_id, parent_id, data, unique_fields, None)
             forced = self._forced(record.get(MODIFIED))
-            bumped = self._bump(cursor, collection_id, parent_id, forced)
-            last_modified = forced if forced is not None else bumped
-            self._store(cursor, collection_id, parent_id, object_id, last_modified, data)
+            last_modified = self._bump_and_store(cursor, collection_id, parent_id, object_id, forced, data)
         return {**data, ID: object_id, MODIFIED: last_modified}
 
     def get(
@@ -507,9 +520,7 @@ class PostgreSQLStorage(PostgreSQLBackend, Storage):
             forced = self._forced(record.get(MODIFIED))
             if forced is not None and existing is not None and not existing[2] and forced <= existing[1]:
                 forced = None  # §10.3: honoured only when strictly greater
-            bumped = self._bump(cursor, collection_id, parent_id, forced)
-            last_modified = forced if forced is not None else bumped
-            self._store(cursor, collection_id, parent_id, object_id, last_modified, data)
+            last_modified = self._bump_and_store(cursor, collection_id, parent_id, object_id, forced, data)
         return {**data, ID: object_id, MODIFIED: last_modified}
 
     def delete(
