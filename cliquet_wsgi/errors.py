@@ -10,7 +10,7 @@ import enum
 import http
 from typing import Any, Iterable
 
-from cliquet_wsgi.rendering import JSON_CONTENT_TYPE, json_dumps, status_line
+from cliquet_wsgi.rendering import JSON_CONTENT_TYPE, json_dumps_bytes, status_line
 
 
 class ERRORS(enum.IntEnum):
@@ -236,7 +236,7 @@ def error_from_exception(
 
 def render_error(error: CliquetError) -> tuple[str, list[tuple[str, str]], bytes]:
     """The one renderer: ``(status line, headers, body)`` of an error response."""
-    body = json_dumps(error.to_dict()).encode("utf-8")
+    body = json_dumps_bytes(error.to_dict())
     headers = [
         ("Content-Type", JSON_CONTENT_TYPE),
         ("Content-Length", str(len(body))),

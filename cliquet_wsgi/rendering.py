@@ -28,6 +28,27 @@ def json_dumps(value: Any) -> str:
     return _encoder.encode(value)
 
 
+try:
+    import orjson as _orjson
+except ImportError:  # the ``speedups`` extra is not installed
+    _orjson = None
+
+
+def json_dumps_bytes(value: Any) -> bytes:
+    """:func:`json_dumps` as UTF-8 bytes, for response bodies.
+
+    PERF: with the ``speedups`` extra (orjson) encoding runs several times
+    faster; values orjson refuses (integers beyond 64 bits) fall back to the
+    standard encoder, so the result never depends on which one ran.
+    """
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(value)
+        except TypeError:
+            pass
+    return _encoder.encode(value).encode("utf-8")
+
+
 class JSONDecodeError(ValueError):
     """Request JSON that the protocol refuses; ``str()`` is safe to show to clients."""
 
@@ -129,7 +150,7 @@ def json_response(
     headers: Iterable[tuple[str, str]] = (),
 ) -> list[bytes]:
     """Start a JSON response and return its WSGI body iterable."""
-    payload = json_dumps(body).encode("utf-8")
+    payload = json_dumps_bytes(body)
     start_response(
         status_line(status),
         [("Content-Type", JSON_CONTENT_TYPE), ("Content-Length", str(len(payload))), *headers],

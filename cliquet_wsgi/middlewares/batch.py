@@ -54,7 +54,7 @@ from cliquet_wsgi.errors import (
 )
 from cliquet_wsgi.paste import make_filter_factory
 from cliquet_wsgi.registry import Registry, default_registry
-from cliquet_wsgi.rendering import JSONDecodeError, json_dumps, json_loads, json_response
+from cliquet_wsgi.rendering import JSONDecodeError, json_dumps_bytes, json_loads, json_response
 
 logger = logging.getLogger(__name__)
 #: NOTE: the request log layer's logger name (not imported: middlewares stay independent),
@@ -486,7 +486,7 @@ class _Context:
             else:
                 environ["HTTP_" + name.upper().replace("-", "_")] = value
         if "body" in request:
-            payload = json_dumps(request["body"]).encode("utf-8")
+            payload = json_dumps_bytes(request["body"])
             environ["CONTENT_TYPE"] = "application/json; charset=utf-8"
         else:
             payload = b""

@@ -35,3 +35,24 @@ def test_loads_accepts_depth_limit_and_brackets_in_strings():
 def test_status_line():
     assert status_line(404) == "404 Not Found"
     assert status_line(599) == "599 Unknown"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param({"url": "http://a.org/b", "name": "é", "n": [1, 2.5, True, None]}, id="common"),
+        pytest.param({"big": 2**70, "small": -(2**70)}, id="beyond-64-bits-falls-back"),
+        pytest.param({"nested": {"a": [{"b": "c"}]}, "empty": {}}, id="nested"),
+    ],
+)
+def test_dumps_bytes_is_the_same_json(value, monkeypatch):
+    import json
+
+    from cliquet_wsgi import rendering
+
+    fast = rendering.json_dumps_bytes(value)
+    monkeypatch.setattr(rendering, "_orjson", None)
+    plain = rendering.json_dumps_bytes(value)
+    assert plain == rendering.json_dumps(value).encode("utf-8")
+    assert json.loads(fast) == json.loads(plain) == value
+    assert b"\\/" not in fast

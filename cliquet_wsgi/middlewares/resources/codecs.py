@@ -20,7 +20,7 @@ from typing import Any
 import msgpack
 
 from cliquet_wsgi.errors import CliquetError, invalid_parameter
-from cliquet_wsgi.rendering import JSON_CONTENT_TYPE, MAX_JSON_DEPTH, JSONDecodeError, json_dumps, json_loads
+from cliquet_wsgi.rendering import JSON_CONTENT_TYPE, MAX_JSON_DEPTH, JSONDecodeError, json_dumps_bytes, json_loads
 
 __all__ = [
     "JSON", "MSGPACK", "MERGE_PATCH", "JSON_PATCH", "MSGPACK_CONTENT_TYPE",
@@ -230,4 +230,4 @@ def encode_body(kind: str, value: Any) -> tuple[str, bytes]:
     """``(Content-Type, bytes)`` of a response body in the negotiated codec."""
     if kind == MSGPACK:
         return MSGPACK_CONTENT_TYPE, msgpack.packb(value, use_bin_type=True)
-    return JSON_CONTENT_TYPE, json_dumps(value).encode("utf-8")
+    return JSON_CONTENT_TYPE, json_dumps_bytes(value)
