@@ -42,3 +42,11 @@ MEMO = "cliquet.memo"
 #: List of extra header names inner layers want CORS to expose on this response
 #: (the resources middleware adds ``Next-Page``, ``ETag``… on its endpoints).
 EXPOSE_HEADERS = "cliquet.expose_headers"
+
+#: The JSON body of a batch sub-request as the batch layer already parsed it
+#: (a copy of its own for each sub-request). ``wsgi.input`` holds the same value
+#: serialised; a layer that decodes JSON bodies may use this one instead.
+PARSED_BODY = "cliquet.parsed_body"
+#: The value a layer rendered as this response's JSON body (the batch layer
+#: embeds it in its response without parsing the body again).
+RESPONSE_DATA = "cliquet.response_data"

@@ -7,6 +7,7 @@ always be rendered again.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import http
 import json
@@ -132,6 +133,27 @@ def _check_string(text: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise JSONDecodeError("lone surrogate in string") from None
+
+
+#: Types of JSON scalars: immutable, shared rather than copied.
+JSON_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+def json_copy(value: Any) -> Any:
+    """An independent copy of a JSON-model value (dicts, lists and scalars).
+
+    PERF: several times cheaper than :func:`copy.deepcopy` (no memo, no
+    dispatch table); scalars are shared since they are immutable. Any other
+    type (a tuple or set a caller stored) falls back to ``deepcopy``.
+    """
+    kind = type(value)
+    if kind is dict:
+        return {k: v if type(v) in JSON_SCALAR_TYPES else json_copy(v) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) in JSON_SCALAR_TYPES else json_copy(v) for v in value]
+    if kind in JSON_SCALAR_TYPES:
+        return value
+    return copy.deepcopy(value)
 
 
 @functools.lru_cache(maxsize=None)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import copy
 import logging
 import os
 import threading
@@ -32,6 +31,7 @@ import msgpack
 from cliquet_wsgi import filtering
 from cliquet_wsgi.cache import Cache
 from cliquet_wsgi.permission import BoundPermissions, Permission
+from cliquet_wsgi.rendering import JSON_SCALAR_TYPES, json_copy
 from cliquet_wsgi.storage import Filter, RecordNotFoundError, Sort, Storage, UnicityError
 
 __all__ = ["MemoryStorage", "MemoryCache", "MemoryPermission", "STORAGE", "CACHE", "PERMISSION"]
@@ -46,24 +46,6 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
-
-
-def json_copy(value: Any) -> Any:
-    """An independent copy of a JSON-model value (dicts, lists and scalars).
-
-    PERF: several times cheaper than :func:`copy.deepcopy` (no memo, no
-    dispatch table); scalars are shared since they are immutable. Any other
-    type (a tuple or set a caller stored) falls back to ``deepcopy``.
-    """
-    kind = type(value)
-    if kind is dict:
-        return {k: v if type(v) in _IMMUTABLE else json_copy(v) for k, v in value.items()}
-    if kind is list:
-        return [v if type(v) in _IMMUTABLE else json_copy(v) for v in value]
-    if kind in _IMMUTABLE:
-        return value
-    return copy.deepcopy(value)
 
 
 class _Nested(dict):
@@ -78,7 +60,7 @@ class _Nested(dict):
 def _to_store(record: dict[str, Any]) -> dict[str, Any]:
     """The private copy kept in the store (flat records as ``dict``, others as :class:`_Nested`)."""
     stored = json_copy(record)
-    if all(type(v) in _IMMUTABLE for v in stored.values()):
+    if all(type(v) in JSON_SCALAR_TYPES for v in stored.values()):
         return stored
     return _Nested(stored)
 
@@ -87,7 +69,7 @@ def _from_store(stored: dict[str, Any]) -> dict[str, Any]:
     """A plain-``dict`` copy of a stored record that callers may mutate."""
     if type(stored) is dict:
         return dict(stored)
-    return {k: v if type(v) in _IMMUTABLE else json_copy(v) for k, v in stored.items()}
+    return {k: v if type(v) in JSON_SCALAR_TYPES else json_copy(v) for k, v in stored.items()}
 
 
 def forced_timestamp(value: Any) -> int | None:

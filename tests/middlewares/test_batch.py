@@ -844,3 +844,36 @@ def test_end_to_end_atomic_rolls_back_on_412(stack_storage_url):
     responses = app.post_json("/v1/batch", body, headers=headers).json["responses"]
     assert [r["status"] for r in responses] == [201, 412]
     assert notes(app, who) == [0, 1]
+
+
+def test_parsed_bodies_handed_over_both_ways():
+    """Sub-requests get their body already parsed; a layer's response value is embedded unparsed."""
+    registry = Registry(load_settings({}, environ={}))
+    seen = {}
+
+    def app(environ, start_response):
+        seen["parsed"] = environ.get("cliquet.parsed_body")
+        seen["input"] = environ["wsgi.input"].read()
+        environ["cliquet.response_data"] = {"value": "as rendered"}
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"value": "as rendered"}']
+
+    app_under_test = webtest.TestApp(BatchMiddleware(app, registry=registry))
+    body = {"requests": [{"method": "POST", "path": "/things", "body": {"data": {"a": [1, {"b": 2}]}}}]}
+    response = app_under_test.post_json("/v1/batch", body)
+    assert seen == {"parsed": {"data": {"a": [1, {"b": 2}]}}, "input": b'{"data":{"a":[1,{"b":2}]}}'}
+    assert response.json["responses"][0]["body"] == {"value": "as rendered"}
+
+
+def test_parsed_body_is_a_copy_per_subrequest():
+    registry = Registry(load_settings({}, environ={}))
+
+    def mutating(environ, start_response):
+        environ["cliquet.parsed_body"]["data"]["n"] += 1
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json_dumps(environ["cliquet.parsed_body"]).encode()]
+
+    app = webtest.TestApp(BatchMiddleware(mutating, registry=registry))
+    body = {"defaults": {"method": "POST", "path": "/x", "body": {"data": {"n": 1}}}, "requests": [{}, {}]}
+    responses = app.post_json("/v1/batch", body).json["responses"]
+    assert [r["body"] for r in responses] == [{"data": {"n": 2}}, {"data": {"n": 2}}]

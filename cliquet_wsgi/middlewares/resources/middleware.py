@@ -234,6 +234,8 @@ class ResourcesMiddleware:
         else:
             content_type, payload = codecs.encode_body(kind, reply.body)
             headers += [("Content-Type", content_type), ("Content-Length", str(len(payload)))]
+            if kind == codecs.JSON and keys.BATCH in environ:
+                environ[keys.RESPONSE_DATA] = reply.body
         start_response(status_line(reply.status), headers)
         return [payload] if method != "HEAD" else [b""]
 
@@ -254,7 +256,11 @@ class ResourcesMiddleware:
             is_patch = method == "PATCH"
             body_kind = codecs.body_kind(content_type, patch=is_patch)  # 415 before authorization (§0)
             try:
-                payload = codecs.decode_body(content_type, read_body(environ), patch=is_patch)
+                if keys.PARSED_BODY in environ and body_kind != codecs.MSGPACK:
+                    # A batch sub-request: the batch layer parsed (strictly) and copied it.
+                    payload = environ[keys.PARSED_BODY]
+                else:
+                    payload = codecs.decode_body(content_type, read_body(environ), patch=is_patch)
             except CliquetError as exc:
                 if exc.status == 415:
                     raise

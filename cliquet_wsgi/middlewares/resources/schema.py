@@ -9,7 +9,7 @@ from typing import Any
 
 from cliquet_wsgi.errors import invalid_parameters
 from cliquet_wsgi.middlewares.resources.definition import CompiledResource
-from cliquet_wsgi.rendering import json_dumps
+from cliquet_wsgi.rendering import json_copy, json_dumps
 
 RECORD_PERMISSIONS = ("read", "write")
 
@@ -65,18 +65,6 @@ def nul_path(value: Any) -> list[str] | None:
 _SCALARS = frozenset({int, float, bool, type(None)})
 
 
-def _json_copy(value: Any) -> Any:
-    """Independent copy of a decoded body value (JSON model), cheaper than ``copy.deepcopy``."""
-    kind = type(value)
-    if kind is dict:
-        return {k: _json_copy(v) for k, v in value.items()}
-    if kind is list:
-        return [_json_copy(v) for v in value]
-    if kind is str or kind in _SCALARS:
-        return value
-    return copy.deepcopy(value)
-
-
 def _has_nul(value: Any) -> bool:
     """Whether :func:`nul_path` would find something (PERF: no paths built on the common no-NUL case)."""
     kind = type(value)
@@ -111,7 +99,7 @@ def clean_record(resource: CompiledResource, data: dict[str, Any], *, apply_defa
     Strict schemas drop unknown fields silently (§10.1); defaults are filled
     on create and replace.
     """
-    record = {k: _json_copy(v) for k, v in data.items() if k not in ("id", "last_modified")}
+    record = {k: json_copy(v) for k, v in data.items() if k not in ("id", "last_modified")}
     path = nul_path(record) if _has_nul(record) else None
     if path is not None:
         # NOTE: PostgreSQL's JSONB cannot store U+0000; refuse it everywhere alike.

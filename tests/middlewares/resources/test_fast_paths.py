@@ -116,3 +116,32 @@ def test_uuid4_generator_makes_distinct_version_4_ids():
     for text in ids:
         parsed = uuid.UUID(text)
         assert (str(parsed), parsed.version, parsed.variant) == (text, 4, uuid.RFC_4122)
+
+
+def test_batch_sub_request_body_and_response_value_are_handed_over(tmp_path):
+    """Inside a batch, the resources layer takes the parsed body and leaves its response value."""
+    import io
+
+    from cliquet_wsgi import environ as keys
+    from cliquet_wsgi.middlewares.resources import Resource, ResourcesMiddleware
+    from cliquet_wsgi.registry import Registry
+    from cliquet_wsgi.settings import load_settings
+
+    registry = Registry(load_settings({"storage_url": "memory://"}, environ={}))
+    app = ResourcesMiddleware(lambda e, s: [], registry=registry, resources=[Resource("note")])
+    environ = {
+        "REQUEST_METHOD": "POST", "PATH_INFO": "/notes", "SCRIPT_NAME": "/v1", "QUERY_STRING": "",
+        "CONTENT_TYPE": "application/json; charset=utf-8", "CONTENT_LENGTH": "9",
+        "wsgi.input": io.BytesIO(b"not json!"), "SERVER_NAME": "localhost", "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http", keys.USER_ID: "basicauth:alice",
+        keys.PRINCIPALS: ["system.Everyone", "system.Authenticated", "basicauth:alice"],
+        keys.BATCH: {"size": 1}, keys.PARSED_BODY: {"data": {"title": "handed over"}},
+    }
+    statuses = []
+    body = b"".join(app(environ, lambda status, headers, exc_info=None: statuses.append(status)))
+    assert statuses == ["201 Created"]
+    created = environ[keys.RESPONSE_DATA]
+    assert created["data"]["title"] == "handed over"
+    import json
+
+    assert json.loads(body) == created
