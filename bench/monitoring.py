@@ -5,7 +5,8 @@ the resources layer would. "on" adds request_log and metrics above it, with
 StatsD pointed at a closed loopback port (datagrams are sent and dropped) and
 the summary logger enabled at INFO with a NullHandler (the record is built and
 handled; no formatter runs, as with any handler that filters it out). One row
-packs StatsD lines into datagrams (``statsd_flush_interval_seconds = 1``).
+packs StatsD lines into datagrams (``statsd_flush_interval_seconds = 1``);
+another also formats each summary as a mozlog JSON line written to /dev/null.
 
     python3 bench/monitoring.py [--number N]
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import os
 import socket
 import sys
 import time
@@ -114,6 +116,15 @@ def main() -> None:
         print(f"{label:<36}{on:8.2f} µs/request   (+{on - off:.2f} µs)")
     on = measure(build(["metrics", "request_log"], statsd_url, flush_interval=1.0), template, number)
     print(f"{'both, StatsD lines packed (1 s)':<36}{on:8.2f} µs/request   (+{on - off:.2f} µs)")
+    from cliquet_wsgi.middlewares.request_log import JsonFormatter
+
+    with open(os.devnull, "w") as devnull:
+        writer = logging.StreamHandler(devnull)
+        writer.setFormatter(JsonFormatter())
+        summary.addHandler(writer)
+        on = measure(build(["metrics", "request_log"], statsd_url, flush_interval=1.0), template, number)
+        summary.removeHandler(writer)
+    print(f"{'both, packed, JSON lines to /dev/null':<36}{on:8.2f} µs/request   (+{on - off:.2f} µs)")
     summary.setLevel(logging.WARNING)
     on = measure(build(["metrics", "request_log"], statsd_url), template, number)
     print(f"{'both, summary logger at WARNING':<36}{on:8.2f} µs/request   (+{on - off:.2f} µs)")

@@ -383,3 +383,16 @@ def test_generated_request_ids_are_uuid4_and_differ_across_forked_workers():
     os.close(reader)
     assert child != new_request_id()
     assert len(child) == 32
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False))
+def test_iso_time_matches_datetime(created):
+    from datetime import datetime, timezone
+
+    from cliquet_wsgi.middlewares.request_log import _iso_time
+
+    expected = datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="milliseconds")
+    assert _iso_time(created) == expected.replace("+00:00", "Z")
