@@ -192,6 +192,17 @@ def get_record(ctx: Context, record_id: str, *, for_update: bool = False) -> dic
         return None
 
 
+def locked_record(ctx: Context, record_id: str) -> dict[str, Any]:
+    """The live record, locked for this transaction: 404 if absent, 412 if preconditions refuse it."""
+    existing = get_record(ctx, record_id, for_update=True)
+    if existing is None:
+        raise record_not_found()
+    current = existing["last_modified"]
+    if write_refused(ctx.preconditions, current):
+        raise precondition_failed(current, existing)
+    return existing
+
+
 def tombstone_timestamp(ctx: Context, record_id: str) -> int | None:
     records, _ = ctx.storage.get_all(
         ctx.cid, ctx.parent_id, filters=[Filter("id", record_id, COMPARISON.EQ)], include_deleted=True
@@ -536,14 +547,9 @@ def patch_record(ctx: Context) -> Reply:
             raise invalid_parameter("body", None, "Provide at least one of data or permissions")
         data, permissions = check_envelope(resource, payload, data_required=not resource.shareable)
     record_id = check_record_id(ctx)
-    pre = ctx.preconditions
     with ctx.storage.transaction():
-        existing = get_record(ctx, record_id, for_update=True)
-        if existing is None:
-            raise record_not_found()
+        existing = locked_record(ctx, record_id)
         current = existing["last_modified"]
-        if write_refused(pre, current):
-            raise precondition_failed(current, existing)
         old_data = {k: v for k, v in existing.items() if k not in _META}
         if ctx.body_kind == JSON_PATCH:
             document: dict[str, Any] = {"data": old_data}
@@ -598,14 +604,8 @@ def shape_patch_response(behavior: str, stored: dict, old: dict, sent: dict) -> 
 
 def delete_record(ctx: Context) -> Reply:
     record_id = check_record_id(ctx)
-    pre = ctx.preconditions
     with ctx.storage.transaction():
-        existing = get_record(ctx, record_id, for_update=True)
-        if existing is None:
-            raise record_not_found()
-        current = existing["last_modified"]
-        if write_refused(pre, current):
-            raise precondition_failed(current, existing)
+        locked_record(ctx, record_id)
         forced = None
         values = [v for k, v in ctx.params if k == "last_modified"]
         if values:
