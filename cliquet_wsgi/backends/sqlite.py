@@ -486,7 +486,22 @@ def _forced(value: Any) -> int | None:
 _TOMBSTONE_DATA = '{"deleted":true}'
 
 
-class SQLiteStorage(Storage):
+class _OnFile:
+    """What the three SQLite backends do alike through their :class:`_Database`."""
+
+    _db: _Database
+
+    def ping(self) -> bool:
+        return self._db.ping()
+
+    def initialize_schema(self) -> list[str]:
+        return self._db.initialize()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class SQLiteStorage(_OnFile, Storage):
     """Records and tombstones in one ``records`` table; see the module docstring."""
 
     def __init__(self, path: str, timeout_seconds: float = 30.0, max_fetch_size: int = 10000) -> None:
@@ -501,19 +516,11 @@ class SQLiteStorage(Storage):
             max_fetch_size=settings.get("storage_max_fetch_size", 10000),
         )
 
-    def ping(self) -> bool:
-        return self._db.ping()
-
-    def initialize_schema(self) -> list[str]:
-        return self._db.initialize()
 
     def flush(self) -> None:
         with self._db.write() as cursor:
             cursor.execute("DELETE FROM records")
             cursor.execute("DELETE FROM timestamps")
-
-    def close(self) -> None:
-        self._db.close()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -764,7 +771,7 @@ _CACHE_SCHEMA = [
 _PURGE_INTERVAL_SECONDS = 60.0
 
 
-class SQLiteCache(Cache):
+class SQLiteCache(_OnFile, Cache):
     """Msgpack values in a ``cache`` table; expiry is wall-clock (shared by processes)."""
 
     def __init__(self, path: str, prefix: str = "", timeout_seconds: float = 30.0) -> None:
@@ -780,14 +787,6 @@ class SQLiteCache(Cache):
             timeout_seconds=settings.get("cache_pool_timeout", 30.0),
         )
 
-    def ping(self) -> bool:
-        return self._db.ping()
-
-    def initialize_schema(self) -> list[str]:
-        return self._db.initialize()
-
-    def close(self) -> None:
-        self._db.close()
 
     def flush(self) -> None:
         with self._db.write() as cursor:
@@ -889,7 +888,7 @@ _PERMISSION_SCHEMA = [
 ]
 
 
-class SQLitePermission(Permission):
+class SQLitePermission(_OnFile, Permission):
     """``user_principals`` and ``access_control_entries`` tables, composite primary keys."""
 
     def __init__(self, path: str, timeout_seconds: float = 30.0) -> None:
@@ -902,14 +901,6 @@ class SQLitePermission(Permission):
             timeout_seconds=settings.get("permission_pool_timeout", 30.0),
         )
 
-    def ping(self) -> bool:
-        return self._db.ping()
-
-    def initialize_schema(self) -> list[str]:
-        return self._db.initialize()
-
-    def close(self) -> None:
-        self._db.close()
 
     def flush(self) -> None:
         with self._db.write() as cursor:
