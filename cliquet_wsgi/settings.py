@@ -173,6 +173,7 @@ DEFAULTS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "storage_pool_recycle": (-1, as_int),
     "storage_statement_timeout_seconds": (30.0, as_float),
     "storage_connect_timeout_seconds": (10.0, as_float),
+    "storage_prepared_statements": (True, as_bool),
     "cache_backend": ("", as_str),
     "cache_url": ("", as_str),
     "cache_prefix": ("", as_str),

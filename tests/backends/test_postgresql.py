@@ -34,7 +34,7 @@ from cliquet_wsgi.backends.postgresql import (  # noqa: E402
     PostgreSQLPermission,
     PostgreSQLStorage,
 )
-from cliquet_wsgi.backends.postgresql.pool import Pool, parse_url  # noqa: E402
+from cliquet_wsgi.backends.postgresql.pool import Cursor, Pool, parse_url  # noqa: E402
 
 PID = ""
 
@@ -148,15 +148,15 @@ def test_module_exports_and_from_settings_share_one_pool(url):
         pytest.param('SELECT "a%s" FROM t WHERE x = %s -- %s\n AND y = $$%s$$', id="identifiers-comments-dollars"),
     ],
 )
-def test_cached_paramstyle_conversion_matches_pg8000(query):
-    from cliquet_wsgi.backends.postgresql import pool as pool_module
+def test_numbered_placeholders_match_pg8000_without_patching_it(query):
+    from cliquet_wsgi.backends.postgresql.pool import numbered
 
-    pool_module._cache_paramstyle_conversion()
-    assert pg8000.convert_paramstyle._cliquet_cached is True
-    args = ("a", 1)
     for _ in range(2):  # the first call fills the cache, the second reads it
-        assert pg8000.convert_paramstyle("format", query, args) == _unpatched_conversion()("format", query, args)
-    assert pg8000.convert_paramstyle("named", "SELECT :x, :x", {"x": 1}) == ("SELECT $1, $1", (1,))
+        assert numbered(query) == _unpatched_conversion()("format", query, ("a", 1))[0]
+    assert pg8000.convert_paramstyle is _pg8000_conversion
+
+
+_pg8000_conversion = pg8000.convert_paramstyle
 
 
 @functools.lru_cache(maxsize=None)
@@ -168,20 +168,116 @@ def _unpatched_conversion():
     return fresh.convert_paramstyle
 
 
-def test_cached_paramstyle_conversion_raises_every_time():
-    from cliquet_wsgi.backends.postgresql import pool as pool_module
+def test_numbered_placeholders_raise_every_time():
+    from cliquet_wsgi.backends.postgresql.pool import numbered
 
-    pool_module._cache_paramstyle_conversion()
     for _ in range(2):
         with pytest.raises(pg8000.InterfaceError):
-            pg8000.convert_paramstyle("format", "SELECT %d", (1,))
+            numbered("SELECT %d")
+
+
+def _server_statements(cursor: Any) -> list[str]:
+    cursor.execute("SELECT statement FROM pg_prepared_statements ORDER BY prepare_time")
+    return [row[0] for row in cursor.fetchall()]
+
+
+def test_statements_with_parameters_are_prepared_once_per_connection(url):
+    pool = _pool(url, size=1, max_overflow=0)
+    try:
+        for value in range(3):
+            with pool.transaction() as cursor:
+                cursor.execute("SELECT %s::int + 1, %s::text", (value, "x"))
+                assert cursor.fetchall() == [[value + 1, "x"]]
+                cursor.execute("SELECT 2")  # no parameters: simple protocol, nothing prepared
+                assert cursor.fetchone() == [2]
+                assert _server_statements(cursor) == ["SELECT $1::int + 1, $2::text"]
+    finally:
+        pool.dispose()
+
+
+def test_least_recently_used_statements_are_closed_beyond_the_limit(url, monkeypatch):
+    from cliquet_wsgi.backends.postgresql import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "MAX_PREPARED_STATEMENTS", 2)
+    pool = _pool(url, size=1, max_overflow=0)
+    try:
+        with pool.transaction() as cursor:
+            for n in (1, 2, 1, 3):  # 1 is used again before 3 arrives: 2 is the one closed
+                cursor.execute(f"SELECT %s::int * {n}", (10,))
+                assert cursor.fetchone() == [10 * n]
+            assert sorted(_server_statements(cursor)) == ["SELECT $1::int * 1", "SELECT $1::int * 3"]
+    finally:
+        pool.dispose()
+
+
+def test_without_prepared_statements_nothing_is_prepared(url):
+    pool = _pool(url, size=1, max_overflow=0, prepare=False)
+    storage = PostgreSQLStorage(pool)
+    storage.initialize_schema()
+    try:
+        created = storage.create("unprepared", PID, {"a": 1})
+        assert storage.get("unprepared", PID, created["id"]) == created
+        assert storage.get_all("unprepared", PID, count=True) == ([created], 1)
+        with pool.transaction() as cursor:
+            assert _server_statements(cursor) == []
+    finally:
+        pool.dispose()
+
+
+def test_setting_turns_prepared_statements_off(url):
+    # A URL of its own: pools are shared per URL and sized by their first user.
+    own_url = f"{url}?test={uuid.uuid4().hex[:8]}"
+    storage = PostgreSQLStorage.from_settings({"storage_url": own_url, "storage_prepared_statements": False})
+    assert storage.pool.prepare is False
+    default = PostgreSQLStorage.from_settings({"storage_url": own_url + "-default"})
+    assert default.pool.prepare is True
+
+
+def test_a_transaction_pings_with_its_begin(url, monkeypatch):
+    pool = _pool(url, size=1, max_overflow=0)
+    try:
+        with pool.transaction():
+            pass  # the connection now waits in the pool
+        conn = pool._idle[0]
+        sent = []
+        original = conn.raw.execute_simple
+        monkeypatch.setattr(conn.raw, "execute_simple", lambda sql: sent.append(sql) or original(sql))
+        with pool.transaction() as cursor:
+            cursor.execute("SELECT %s::int", (1,))
+        assert sent == ["BEGIN", "COMMIT"]
+    finally:
+        pool.dispose()
+
+
+def test_a_table_altered_under_prepared_statements_fails_once_then_recovers(url):
+    pool = _pool(url, size=1, max_overflow=0)
+    admin = _admin(url)
+    table = f"altered_{uuid.uuid4().hex[:8]}"
+    admin.cursor().execute(f"CREATE TABLE {table} (id int, v int)")
+    try:
+        with pool.transaction() as cursor:
+            cursor.execute(f"INSERT INTO {table} VALUES (%s, %s)", (1, 2))
+            cursor.execute(f"SELECT * FROM {table} WHERE id = %s", (1,))
+            assert cursor.fetchall() == [[1, 2]]
+        admin.cursor().execute(f"ALTER TABLE {table} ALTER COLUMN v TYPE text")
+        with pytest.raises(BackendError) as raised:
+            with pool.transaction() as cursor:
+                cursor.execute(f"SELECT * FROM {table} WHERE id = %s", (1,))
+        assert "0A000" in str(raised.value.original)  # cached plan must not change result type
+        with pool.transaction() as cursor:  # a new session prepares it again
+            cursor.execute(f"SELECT * FROM {table} WHERE id = %s", (1,))
+            assert cursor.fetchall() == [[1, "2"]]
+    finally:
+        admin.cursor().execute(f"DROP TABLE {table}")
+        admin.close()
+        pool.dispose()
 
 
 def test_read_transaction_checks_out_one_connection_for_its_reads(storage, pool, monkeypatch):
     storage.create("c", "p", {"a": 1})
     checkouts = []
     original = pool.checkout
-    monkeypatch.setattr(pool, "checkout", lambda: checkouts.append(1) or original())
+    monkeypatch.setattr(pool, "checkout", lambda **kw: checkouts.append(1) or original(**kw))
     with storage.read_transaction():
         assert pool.in_transaction()
         storage.collection_timestamp("c", "p")
@@ -747,14 +843,14 @@ def test_since_and_newest_first_pages_are_index_scans(storage, pool):
         )
         cursor.execute("ANALYZE records")
     spied: list[str] = []
-    original = pg8000.Cursor.execute
+    original = Cursor.execute
 
-    def spy(self: Any, operation: str, args: Any = (), stream: Any = None) -> Any:
+    def spy(self: Any, operation: str, args: Any = ()) -> Any:
         if operation.startswith("SELECT r.id"):
             spied.append((operation, list(args)))
-        return original(self, operation, args, stream)
+        return original(self, operation, args)
 
-    pg8000.Cursor.execute = spy
+    Cursor.execute = spy
     try:
         storage.get_all("plan", PID, limit=10)
         storage.get_all(
@@ -762,7 +858,7 @@ def test_since_and_newest_first_pages_are_index_scans(storage, pool):
             sorting=[Sort("last_modified", 1)], limit=10, include_deleted=True,
         )
     finally:
-        pg8000.Cursor.execute = original
+        Cursor.execute = original
     assert len(spied) == 2
     for sql, args in spied:
         with pool.transaction() as cursor:
@@ -884,20 +980,20 @@ def test_field_names_are_bound_never_in_sql_and_results_match_the_reference(stor
             target[leaf] = value
         stored.append(storage.create("hyp", PID, record))
     statements: list[str] = []
-    original = pg8000.Cursor.execute
+    original = Cursor.execute
 
-    def spy(self: Any, operation: str, args: Any = (), stream: Any = None) -> Any:
+    def spy(self: Any, operation: str, args: Any = ()) -> Any:
         statements.append(operation)
-        return original(self, operation, args, stream)
+        return original(self, operation, args)
 
     with _SPY_LOCK:
-        pg8000.Cursor.execute = spy
+        Cursor.execute = spy
         try:
             got, total = storage.get_all("hyp", PID, filters=filters, sorting=sorting, count=True)
             walked = _walk_pages(storage, filters, sorting)
             storage.delete_all("hyp", PID, filters=filters)
         finally:
-            pg8000.Cursor.execute = original
+            Cursor.execute = original
     assert statements
     for sql in statements:
         assert MARK not in sql

@@ -18,6 +18,7 @@ _FALLBACKS = {
     "connect_timeout_seconds": 10.0,
     "statement_timeout_seconds": 30.0,
     "max_fetch_size": 10000,
+    "prepared_statements": True,
 }
 
 
@@ -65,6 +66,7 @@ class PostgreSQLBackend:
             recycle=kind_setting(settings, cls.kind, "pool_recycle"),
             connect_timeout=kind_setting(settings, cls.kind, "connect_timeout_seconds"),
             statement_timeout=kind_setting(settings, cls.kind, "statement_timeout_seconds"),
+            prepare=bool(kind_setting(settings, cls.kind, "prepared_statements")),
         )
         return cls(pool, settings)  # type: ignore[call-arg]
 

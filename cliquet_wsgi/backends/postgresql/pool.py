@@ -9,9 +9,12 @@ What it guarantees:
 
 * at most ``size + max_overflow`` connections; a checkout waits at most
   ``timeout`` seconds, then raises :class:`BackendError` (never hangs);
-* every reused connection is pinged (``SELECT 1``) on checkout; a broken one
-  is discarded and replaced, so a PostgreSQL restart or
-  ``pg_terminate_backend()`` is survived without restarting the application;
+* every reused connection is pinged on checkout (by the transaction's
+  ``BEGIN`` itself, or ``SELECT 1``); a broken one is discarded and replaced,
+  so a PostgreSQL restart or ``pg_terminate_backend()`` is survived without
+  restarting the application;
+* statements with parameters are prepared once per connection and then run
+  in one network round trip (see :class:`Cursor`), unless ``prepare`` is off;
 * connections carry ``application_name`` (``cliquet-wsgi``), a connect timeout,
   a socket timeout and a server-side ``statement_timeout``;
 * every pg8000, socket and protocol error is translated into
@@ -28,11 +31,16 @@ import socket
 import struct
 import threading
 import time
-from collections import deque
-from typing import Any, Iterator
+from collections import OrderedDict, deque
+from typing import Any, Iterator, Sequence
 from urllib.parse import unquote, urlsplit
 
 from cliquet_wsgi.errors import BackendError, ConfigurationError
+
+try:
+    from pg8000.converters import make_params
+except ImportError:  # pragma: no cover - the driver is an extra; from_settings() says how to install it
+    make_params = None
 
 logger = logging.getLogger(__name__)
 
@@ -71,34 +79,18 @@ def _driver_errors() -> tuple[type[BaseException], ...]:
     return (pg8000.exceptions.Error, OSError, struct.error, EOFError, UnicodeError)
 
 
-def _cache_paramstyle_conversion() -> None:
-    """Make pg8000's ``%s`` -> ``$n`` rewrite of a statement happen once per distinct statement.
+@functools.lru_cache(maxsize=1024)
+def numbered(sql: str) -> str:
+    """``sql`` with its ``%s`` placeholders rewritten as ``$1, $2…`` (``%%`` as ``%``).
 
-    PERF: ``pg8000.dbapi.Cursor.execute`` rescans the SQL text character by
-    character in Python on every call (about 100 µs for our statements,
-    several per request). For the ``format`` paramstyle the rewritten text
-    depends on the text alone and the values pass through unchanged, so a
-    cache keyed by the text gives identical results; errors (an unsupported
-    ``%`` sequence) are not cached and are raised again. Other paramstyles go
-    to the original function. Idempotent.
+    pg8000's own rewrite (the ``format`` paramstyle) scans the text character
+    by character in Python, about 100 µs for our statements: the result
+    depends on the text alone, so it is computed once per distinct
+    statement. Errors (an unsupported ``%`` sequence) are not cached.
     """
     import pg8000.dbapi
 
-    original = pg8000.dbapi.convert_paramstyle
-    if getattr(original, "_cliquet_cached", False):
-        return
-
-    @functools.lru_cache(maxsize=1024)
-    def rewrite(query: str) -> str:
-        return original("format", query, ())[0]
-
-    def convert_paramstyle(style: str, query: str, args: Any) -> tuple[str, Any]:
-        if style == "format" and type(query) is str:
-            return rewrite(query), args
-        return original(style, query, args)
-
-    convert_paramstyle._cliquet_cached = True  # type: ignore[attr-defined]
-    pg8000.dbapi.convert_paramstyle = convert_paramstyle
+    return pg8000.dbapi.convert_paramstyle("format", sql, ())[0]
 
 
 def is_database_error(exc: BaseException) -> bool:
@@ -116,16 +108,99 @@ def sqlstate(exc: BaseException) -> str | None:
     return info.get("C")
 
 
-class _Conn:
-    """A pooled pg8000 connection with its birth time."""
+#: Prepared statements kept per connection; beyond this the least recently used is closed.
+MAX_PREPARED_STATEMENTS = 256
 
-    __slots__ = ("raw", "sock", "created", "pid")
+#: SQLSTATE of "cached plan must not change result type" (a migration altered a table).
+_FEATURE_NOT_SUPPORTED = "0A000"
+
+
+class _Conn:
+    """A pooled pg8000 connection with its birth time and its prepared statements."""
+
+    __slots__ = ("raw", "sock", "created", "pid", "statements")
 
     def __init__(self, raw: Any, sock: socket.socket) -> None:
         self.raw = raw
         self.sock = sock
         self.created = time.monotonic()
         self.pid = os.getpid()
+        #: numbered SQL -> (statement name, result columns, result converters), oldest use first.
+        self.statements: OrderedDict[str, tuple[bytes, Any, Any]] = OrderedDict()
+
+    def prepared(self, sql: str) -> tuple[bytes, Any, Any]:
+        """The server-side statement of ``sql`` (numbered placeholders), prepared on first use."""
+        statement = self.statements.get(sql)
+        if statement is not None:
+            self.statements.move_to_end(sql)
+            return statement
+        statement = self.statements[sql] = self.raw.prepare_statement(sql, ())
+        if len(self.statements) > MAX_PREPARED_STATEMENTS:
+            _, (name, _, _) = self.statements.popitem(last=False)
+            self.raw.close_prepared_statement(name)
+        return statement
+
+
+class Cursor:
+    """What :meth:`Pool.transaction` yields: ``execute``, ``fetchone``, ``fetchall``, ``rowcount``.
+
+    Parameters are bound to ``%s`` placeholders (``%%`` is a literal ``%``),
+    never formatted into the text. A statement without parameters goes
+    through the simple query protocol (one round trip; several statements
+    allowed). With parameters:
+
+    * ``prepare`` on (the default): the statement is parsed once per
+      connection and later executions send only Bind/Execute/Sync, one round
+      trip. PERF: pg8000's unnamed statements cost three round trips each
+      (Parse, then Describe, then Execute, each waiting for the server).
+      Plans stay per execution: connections set ``plan_cache_mode`` to
+      ``force_custom_plan``, so a filter's values still choose its plan.
+    * ``prepare`` off (for a pooler in transaction mode that does not track
+      prepared statements): pg8000's unnamed statements.
+    """
+
+    __slots__ = ("_conn", "_prepare", "_rows", "_index", "rowcount")
+
+    def __init__(self, conn: _Conn, prepare: bool) -> None:
+        self._conn = conn
+        self._prepare = prepare
+        self._rows: list[list[Any]] = []
+        self._index = 0
+        self.rowcount = -1
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
+        raw = self._conn.raw
+        try:
+            if not args:
+                context = raw.execute_simple(sql)
+            elif self._prepare:
+                text = numbered(sql)
+                name, columns, converters = self._conn.prepared(text)
+                context = raw.execute_named(name, make_params(raw.py_types, args), columns, converters, text)
+            else:
+                context = raw.execute_unnamed(numbered(sql), vals=args)
+        except AttributeError:
+            # pg8000 leaves a closed connection's socket as None (its DB-API cursor does the same check).
+            if raw._sock is None:
+                import pg8000.exceptions
+
+                raise pg8000.exceptions.InterfaceError("connection is closed") from None
+            raise
+        self._rows = context.rows if context.rows is not None else []
+        self._index = 0
+        self.rowcount = context.row_count
+
+    def fetchone(self) -> list[Any] | None:
+        if self._index >= len(self._rows):
+            return None
+        row = self._rows[self._index]
+        self._index += 1
+        return row
+
+    def fetchall(self) -> list[list[Any]]:
+        rows = self._rows[self._index:] if self._index else self._rows
+        self._index = len(self._rows)
+        return rows
 
 
 class _TxState(threading.local):
@@ -147,6 +222,7 @@ class Pool:
         connect_timeout: float = 10.0,
         statement_timeout: float = 30.0,
         application_name: str = APPLICATION_NAME,
+        prepare: bool = True,
     ) -> None:
         self.url = url
         self.application_name = application_name
@@ -157,6 +233,8 @@ class Pool:
         self.recycle = recycle
         self.connect_timeout = connect_timeout
         self.statement_timeout = statement_timeout
+        #: Prepare statements with parameters once per connection (see :class:`Cursor`).
+        self.prepare = prepare
         self._idle: deque[_Conn] = deque()
         self._slots = threading.BoundedSemaphore(size + max_overflow)
         self._lock = threading.Lock()
@@ -174,8 +252,6 @@ class Pool:
     def _connect(self) -> _Conn:
         import pg8000.dbapi
 
-        _cache_paramstyle_conversion()
-
         p = self.params
         sock = socket.create_connection((p["host"], p["port"]), timeout=self.connect_timeout)
         try:
@@ -183,7 +259,9 @@ class Pool:
             # The handshake counts as connecting: a server that accepts but
             # never answers fails within connect_timeout.
             sock.settimeout(self.connect_timeout)
-            startup = {"TimeZone": "UTC"}
+            # NOTE: prepared statements must not switch to generic plans: a
+            # filter's values (selectivity) choose the plan, as when unprepared.
+            startup = {"TimeZone": "UTC", "plan_cache_mode": "force_custom_plan"}
             if self.statement_timeout:
                 startup["statement_timeout"] = str(int(self.statement_timeout * 1000))
             raw = pg8000.dbapi.connect(
@@ -208,16 +286,14 @@ class Pool:
         except Exception:  # already broken: nothing more to release
             pass
 
-    def _alive(self, conn: _Conn) -> bool:
+    def _alive(self, conn: _Conn, probe: str) -> bool:
         if self.recycle >= 0 and time.monotonic() - conn.created > self.recycle:
             return False
         try:
             # A black-holed server must fail the ping within the connect
             # timeout, not the (longer) statement socket timeout.
             conn.sock.settimeout(self.connect_timeout)
-            cursor = conn.raw.cursor()
-            cursor.execute("SELECT 1")
-            cursor.fetchall()
+            conn.raw.execute_simple(probe)
             conn.sock.settimeout(self.io_timeout)
             return True
         except _driver_errors():
@@ -234,8 +310,13 @@ class Pool:
                 self._local = _TxState()
                 self.checked_out = 0
 
-    def checkout(self) -> _Conn:
-        """A live connection, or :class:`BackendError` after ``timeout`` seconds."""
+    def checkout(self, begin: bool = False) -> _Conn:
+        """A live connection, or :class:`BackendError` after ``timeout`` seconds.
+
+        With ``begin`` the connection is returned inside a ``BEGIN``: for a
+        reused connection that ``BEGIN`` is the liveness ping (PERF: one round
+        trip per transaction instead of ``SELECT 1`` then ``BEGIN``).
+        """
         if self._pid != os.getpid():
             self._after_fork()
         deadline = time.monotonic() + self.timeout
@@ -247,7 +328,7 @@ class Pool:
                     conn = self._idle.pop() if self._idle else None
                 if conn is None:
                     break
-                if self._alive(conn):
+                if self._alive(conn, "BEGIN" if begin else "SELECT 1"):
                     with self._lock:
                         self.checked_out += 1
                     return conn
@@ -259,6 +340,12 @@ class Pool:
                 conn = self._connect()
             except _driver_errors() as exc:
                 raise BackendError(exc, message=f"Cannot connect to PostgreSQL: {exc}") from exc
+            if begin:
+                try:
+                    conn.raw.execute_simple("BEGIN")
+                except _driver_errors() as exc:
+                    self._close(conn)
+                    raise backend_error(exc) from exc
             with self._lock:
                 self.checked_out += 1
             return conn
@@ -307,7 +394,7 @@ class Pool:
         if local.conn is not None:
             local.depth += 1
             try:
-                yield local.conn.raw.cursor()
+                yield Cursor(local.conn, self.prepare)
             except errors as exc:
                 # The server transaction is aborted: the outermost block must
                 # not commit even if a caller swallows this error.
@@ -318,14 +405,12 @@ class Pool:
                 local.depth -= 1
             return
 
-        conn = self.checkout()
+        conn = self.checkout(begin=True)
         broken = False
         local.conn, local.depth, local.failed = conn, 1, False
         try:
             try:
-                cursor = conn.raw.cursor()
-                cursor.execute("BEGIN")
-                yield cursor
+                yield Cursor(conn, self.prepare)
                 if local.failed:
                     # NOTE: an inner block failed and its caller swallowed the
                     # error: the server transaction may be aborted, so never
@@ -333,12 +418,16 @@ class Pool:
                     raise BackendError(
                         message="transaction aborted by an earlier error", retryable=local.failed.retryable
                     )
-                cursor.execute("COMMIT")
+                conn.raw.execute_simple("COMMIT")
             except BaseException as exc:
-                broken = isinstance(exc, errors) and not is_database_error(exc)
+                # NOTE: 0A000 after a migration altered a table: this session's
+                # prepared statements are stale, so the session is dropped.
+                broken = isinstance(exc, errors) and (
+                    not is_database_error(exc) or sqlstate(exc) == _FEATURE_NOT_SUPPORTED
+                )
                 if not broken:
                     try:
-                        conn.raw.cursor().execute("ROLLBACK")
+                        conn.raw.execute_simple("ROLLBACK")
                     except errors:
                         broken = True
                 if isinstance(exc, errors):
