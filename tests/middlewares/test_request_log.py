@@ -396,3 +396,141 @@ def test_iso_time_matches_datetime(created):
 
     expected = datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="milliseconds")
     assert _iso_time(created) == expected.replace("+00:00", "Z")
+
+
+@given(st.integers(min_value=0, max_value=4_000_000_000), st.lists(st.floats(min_value=0, max_value=2.5), max_size=8))
+def test_iso_time_of_records_within_and_across_seconds(second, offsets):
+    # _iso_time keeps the text of the last whole second: a run of records must still each get their own time.
+    from datetime import datetime, timezone
+
+    from cliquet_wsgi.middlewares.request_log import _iso_time
+
+    for offset in offsets:
+        created = second + offset
+        expected = datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="milliseconds")
+        assert _iso_time(created) == expected.replace("+00:00", "Z")
+
+
+# -- JsonFormatter against the reference text ------------------------------------------------
+
+
+def reference_json_line(record: logging.LogRecord) -> str:
+    """The mozlog line as first specified: every field through the heka rule, then one encoder.
+
+    JsonFormatter skips work for common values; its text must stay this one.
+    """
+    from datetime import datetime, timezone
+
+    from cliquet_wsgi.middlewares.request_log import _HOSTNAME, _current
+    from cliquet_wsgi.rendering import json_dumps_bytes
+
+    def heka(value):
+        if value is None or isinstance(value, (str, int, float, bool)):
+            return value
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return list(value)
+        return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+
+    current = _current.get()
+    fields = getattr(record, "fields", None)
+    if isinstance(fields, dict) and getattr(record, "mozlog_type", None):
+        fields, kind = dict(fields), record.mozlog_type
+    else:
+        fields, kind = {"msg": record.getMessage()}, record.name
+    request_id = getattr(record, "request_id", None)
+    if request_id in (None, "-") and current is not None:
+        request_id = current[0]
+    if request_id not in (None, "-"):
+        fields.setdefault("rid", request_id)
+    iso = datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+    fields.setdefault("time", iso.replace("+00:00", "Z"))
+    name = getattr(record, "mozlog_logger", None) or (current[1] if current is not None else record.name)
+    if record.exc_info:
+        fields["error"] = repr(record.exc_info[1])
+        fields["traceback"] = logging.Formatter().formatException(record.exc_info)
+    elif record.exc_text:
+        fields["traceback"] = record.exc_text
+    levelno = record.levelno
+    severity = next((s for level, s in ((50, 0), (40, 2), (30, 4), (20, 6)) if levelno >= level), 7)
+    return json_dumps_bytes({
+        "Timestamp": int(record.created * 1_000_000_000), "Logger": name, "Type": kind, "Hostname": _HOSTNAME,
+        "Severity": severity, "Pid": record.process, "EnvVersion": "2.0",
+        "Fields": {key: heka(value) for key, value in fields.items()},
+    }).decode("utf-8")
+
+
+# Querystring-like values: plain ASCII, then what either encoder escapes (quotes, controls, DEL, non-ASCII).
+field_text = st.one_of(st.sampled_from(["10", "-last_modified", "[redacted]", "a\"b", "a\\b", "\x7f", "\n", "é", "☃"]),
+                       st.text(max_size=12))
+field_values = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.integers(min_value=2**64), st.floats(), field_text,
+    st.lists(field_text, max_size=3), st.lists(st.integers(), max_size=3), st.tuples(field_text),
+    st.dictionaries(field_text, field_text, max_size=4),
+    st.dictionaries(field_text, st.one_of(st.integers(), st.floats(), st.none(), st.lists(field_text)), max_size=3),
+    st.dictionaries(st.integers(), field_text, max_size=2),
+)
+
+
+@given(
+    fields=st.dictionaries(st.sampled_from(["querystring", "path", "code", "rid", "time", "uid", "ids", "x"]),
+                           field_values),
+    request_id=st.sampled_from([None, "-", "rid-1", 7]),
+    logger_name=st.sampled_from([None, "", "myapp"]),
+    level=st.sampled_from([logging.INFO, logging.WARNING, 25, 5, logging.CRITICAL]),
+    exc_text=st.sampled_from([None, "", "Traceback: boom"]),
+)
+def test_json_formatter_text_is_the_reference_one(fields, request_id, logger_name, level, exc_text):
+    record = logging.LogRecord(SUMMARY_LOGGER, level, __file__, 1, "%s", ("GET",), None)
+    record.mozlog_type = "request.summary"
+    record.mozlog_logger = logger_name
+    record.request_id = request_id
+    record.fields = fields
+    record.exc_text = exc_text
+    assert JsonFormatter().format(record) == reference_json_line(record)
+
+
+@pytest.mark.parametrize("request_id", [None, "rid-inside"])
+def test_json_formatter_plain_records_are_the_reference_ones(request_id):
+    from cliquet_wsgi.middlewares.request_log import _current
+
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        exc_info = sys.exc_info()
+    token = _current.set(("rid-ctx", "myapp"))
+    try:
+        for record in (logging.LogRecord("myapp.views", logging.ERROR, __file__, 1, "x %s", ("y",), exc_info),
+                       logging.LogRecord("myapp.views", logging.INFO, __file__, 1, "x %s", ("y",), None)):
+            if request_id:
+                record.request_id = request_id
+            assert JsonFormatter().format(record) == reference_json_line(record)
+    finally:
+        _current.reset(token)
+
+
+@pytest.mark.parametrize(
+    "querystring",
+    [
+        pytest.param({}, id="empty"),
+        pytest.param({"_limit": "10", "_since": "12", "owner": "[redacted]"}, id="plain"),
+        pytest.param({"b": "1", "a": "2", "B": "3"}, id="unsorted"),
+        pytest.param({"_sort": "a\x7fb"}, id="delete-char"),
+        pytest.param({"_sort": "é"}, id="non-ascii-value"),
+        pytest.param({"ключ": "[redacted]"}, id="non-ascii-key"),
+        pytest.param({"_sort": "\U0001f600"}, id="astral"),
+        pytest.param({"_sort": 'a"b\\c'}, id="quote-backslash"),
+        pytest.param({"_sort": "a\nb\x01"}, id="controls"),
+        pytest.param({"_limit": 10}, id="int-value"),
+        pytest.param({"_limit": 1e16}, id="float-value"),
+        pytest.param({1: "a"}, id="int-key"),
+        pytest.param({"a": {"c": "1", "b": "2"}}, id="nested"),
+    ],
+)
+@pytest.mark.parametrize("with_orjson", [pytest.param(True, id="orjson"), pytest.param(False, id="stdlib")])
+def test_json_formatter_querystring_text(querystring, with_orjson, monkeypatch):
+    from cliquet_wsgi.middlewares import request_log
+
+    if not with_orjson:
+        monkeypatch.setattr(request_log, "_orjson", None)
+    record = summary_record(code=200, querystring=querystring, rid="rid-1")
+    assert JsonFormatter().format(record) == reference_json_line(record)
