@@ -534,3 +534,92 @@ def test_json_formatter_querystring_text(querystring, with_orjson, monkeypatch):
         monkeypatch.setattr(request_log, "_orjson", None)
     record = summary_record(code=200, querystring=querystring, rid="rid-1")
     assert JsonFormatter().format(record) == reference_json_line(record)
+
+
+# -- the summary record -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch):
+    """time.time() and time.time_ns() return one instant, for the stdlib and for the lean builder."""
+    import time
+
+    from cliquet_wsgi.middlewares import request_log
+
+    ns = 1_795_873_831_999_634_567
+    monkeypatch.setattr(time, "time", lambda: ns / 1e9)
+    monkeypatch.setattr(time, "time_ns", lambda: ns)
+    monkeypatch.setattr(request_log, "_time", lambda: ns / 1e9)
+    monkeypatch.setattr(request_log, "_time_ns", lambda: ns)
+
+
+def standard_and_lean_records() -> tuple[logging.LogRecord, logging.LogRecord]:
+    from cliquet_wsgi.middlewares.request_log import _SUMMARY_MESSAGE, _lean_records_ok, _lean_summary_record
+
+    assert _lean_records_ok()
+    args = ("GET", "/v1/articles", 200, 3)
+    standard = logging.LogRecord(SUMMARY_LOGGER, logging.INFO, "", 0, _SUMMARY_MESSAGE, args, None, "_log_summary")
+    return standard, _lean_summary_record(SUMMARY_LOGGER, args)
+
+
+def test_lean_summary_record_is_a_standard_one(frozen_clock):
+    standard, lean = standard_and_lean_records()
+    assert type(lean) is logging.LogRecord
+    assert list(vars(lean).items()) == list(vars(standard).items())
+    assert lean.getMessage() == "GET /v1/articles 200 3ms"
+
+
+@pytest.mark.parametrize("flag", ["logThreads", "logProcesses", "logMultiprocessing", "logAsyncioTasks"])
+def test_lean_summary_record_honours_logging_flags(frozen_clock, monkeypatch, flag):
+    monkeypatch.setattr(logging, flag, False, raising=False)
+    standard, lean = standard_and_lean_records()
+    assert list(vars(lean).items()) == list(vars(standard).items())
+
+
+def test_lean_summary_record_in_a_named_thread_and_task(frozen_clock):
+    import asyncio
+    import multiprocessing  # noqa: F401 - imported, processName comes from it
+    import threading
+
+    results = []
+
+    async def in_task():
+        results.append(standard_and_lean_records())
+
+    thread = threading.Thread(target=lambda: asyncio.run(in_task()), name="worker-7")
+    thread.start()
+    thread.join()
+    [(standard, lean)] = results
+    assert standard.threadName == "worker-7"
+    assert list(vars(lean).items()) == list(vars(standard).items())
+
+
+def test_summary_carries_every_standard_attribute(summaries):
+    build(make_app()).get("/v1/")
+    [record] = summaries()
+    standard = logging.LogRecord("x", logging.INFO, "", 0, "m", (), None)
+    assert set(vars(standard)) <= set(vars(record))
+    assert record.funcName == "_log_summary" and record.levelname == "INFO"
+
+
+def test_custom_record_factory_builds_the_summary(summaries):
+    class TaggedRecord(logging.LogRecord):
+        pass
+
+    calls = []
+
+    def factory(*args, **kwargs):
+        calls.append(args[:2])
+        return TaggedRecord(*args, **kwargs)
+
+    previous = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(factory)
+    try:
+        build(make_app()).get("/v1/?_limit=2")
+    finally:
+        logging.setLogRecordFactory(previous)
+    [record] = summaries()
+    assert type(record) is TaggedRecord
+    assert (SUMMARY_LOGGER, logging.INFO) in calls
+    assert record.fields["querystring"] == {"_limit": "2"}
+    assert record.getMessage() == f"GET /v1/ 200 {record.fields['t']}ms"
