@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from cliquet_wsgi import filtering
 from cliquet_wsgi.errors import BackendError, ConfigurationError
-from cliquet_wsgi.storage import COMPARISON, Filter, Sort
+from cliquet_wsgi.storage import COMPARISON, Filter, Sort, UnicityError
 from cliquet_wsgi.testing import POSTGRESQL_URL, require_service, tcp_reachable
 
 pg8000 = pytest.importorskip("pg8000.dbapi")
@@ -846,7 +846,7 @@ def test_since_and_newest_first_pages_are_index_scans(storage, pool):
     original = Cursor.execute
 
     def spy(self: Any, operation: str, args: Any = ()) -> Any:
-        if operation.startswith("SELECT r.id"):
+        if operation.startswith("SELECT coalesce(json_agg"):
             spied.append((operation, list(args)))
         return original(self, operation, args)
 
@@ -1024,3 +1024,35 @@ def test_like_escapes_percent_underscore_and_backslash(storage):
     assert like("k\\s") == ["back\\slash"]
     assert like("s*r") == ["Star"]
     assert like("STAR") == ["Star"]
+
+
+def test_a_page_read_out_of_order_from_the_aggregate_is_put_back_in_order(storage, monkeypatch):
+    """SQL does not promise that json_agg() reads its subquery in order: positions decide."""
+    created = [storage.create("shuffled", PID, {"n": n}) for n in range(5)]
+    original = Cursor.fetchone
+
+    def reversed_page(self: Any) -> Any:
+        row = original(self)
+        return [list(reversed(row[0])), *row[1:]]
+
+    monkeypatch.setattr(Cursor, "fetchone", reversed_page)
+    records, total = storage.get_all("shuffled", PID, sorting=[Sort("n", 1)], count=True)
+    assert [r["n"] for r in records] == [0, 1, 2, 3, 4]
+    assert records == created and total == 5
+
+
+def test_a_create_refused_for_a_live_id_writes_nothing_not_even_the_timestamp(storage):
+    record = storage.create("dup", PID, {"a": 1})
+    deleted = storage.create("dup", PID, {"a": 0})
+    storage.delete("dup", PID, deleted["id"])
+    before = storage.collection_timestamp("dup", PID)
+    with storage.transaction():  # the caller catches the error and commits the rest
+        with pytest.raises(UnicityError) as raised:
+            storage.create("dup", PID, {"id": record["id"], "a": 2})
+    assert (raised.value.field, raised.value.record) == ("id", record)
+    assert storage.collection_timestamp("dup", PID) == before
+    assert storage.get("dup", PID, record["id"]) == record
+    # A tombstone's id is free again.
+    revived = storage.create("dup", PID, {"id": deleted["id"], "a": 3})
+    assert revived["last_modified"] > before
+    assert storage.get("dup", PID, deleted["id"]) == revived

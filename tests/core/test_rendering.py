@@ -1,4 +1,5 @@
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from cliquet_wsgi.rendering import MAX_JSON_DEPTH, JSONDecodeError, json_dumps, json_loads, status_line
 
@@ -56,3 +57,47 @@ def test_dumps_bytes_is_the_same_json(value, monkeypatch):
     assert plain == rendering.json_dumps(value).encode("utf-8")
     assert json.loads(fast) == json.loads(plain) == value
     assert b"\\/" not in fast
+
+
+_json_scalars = (
+    st.none() | st.booleans() | st.text()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.sampled_from([2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1, 10**18, -(10**19)])
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+_json_values = st.recursive(
+    _json_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_json_values)
+def test_loads_stored_gives_the_standard_parsers_value(value):
+    """orjson (speedups) or not, a stored document decodes to what json.loads gives, types included."""
+    import json
+
+    from cliquet_wsgi.rendering import json_loads_stored
+
+    for text in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
+        decoded = json_loads_stored(text)
+        expected = json.loads(text)
+        assert decoded == expected
+        assert _types(decoded) == _types(expected)
+
+
+def _types(value):
+    if isinstance(value, dict):
+        return {key: _types(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_types(item) for item in value]
+    return type(value).__name__
+
+
+def test_loads_stored_without_orjson(monkeypatch):
+    from cliquet_wsgi import rendering
+
+    monkeypatch.setattr(rendering, "_orjson", None)
+    assert rendering.json_loads_stored('{"big": 123456789012345678901234, "f": 1.5}') == {
+        "big": 123456789012345678901234, "f": 1.5,
+    }

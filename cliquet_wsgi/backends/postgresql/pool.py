@@ -36,6 +36,7 @@ from typing import Any, Iterator, Sequence
 from urllib.parse import unquote, urlsplit
 
 from cliquet_wsgi.errors import BackendError, ConfigurationError
+from cliquet_wsgi.rendering import json_loads_stored
 
 try:
     from pg8000.converters import make_params
@@ -107,6 +108,9 @@ def sqlstate(exc: BaseException) -> str | None:
     info = exc.args[0] if getattr(exc, "args", None) and isinstance(exc.args[0], dict) else {}
     return info.get("C")
 
+
+#: Type oids of ``json`` and ``jsonb`` (pg8000.converters.JSON, JSONB).
+_JSON_OID, _JSONB_OID = 114, 3802
 
 #: Prepared statements kept per connection; beyond this the least recently used is closed.
 MAX_PREPARED_STATEMENTS = 256
@@ -277,6 +281,10 @@ class Pool:
             raise
         sock.settimeout(self.io_timeout)
         raw.autocommit = True
+        # PERF: json/jsonb columns were validated JSON when written; listings
+        # decode a lot of them (orjson with the speedups extra).
+        raw.register_in_adapter(_JSON_OID, json_loads_stored)
+        raw.register_in_adapter(_JSONB_OID, json_loads_stored)
         return _Conn(raw, sock)
 
     @staticmethod

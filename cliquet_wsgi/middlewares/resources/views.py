@@ -389,9 +389,10 @@ def post_collection(ctx: Context) -> Reply:
         existing = get_record(ctx, record_id, for_update=True) if record_id is not _MISSING else None
         if existing is not None:
             return _post_existing(ctx, existing)
-        timestamp = ctx.storage.collection_timestamp(ctx.cid, ctx.parent_id)
-        if pre.match_fails(timestamp):
-            raise precondition_failed(timestamp, None)
+        if pre.if_match is not None:  # PERF: no read of the timestamp when nothing compares it
+            timestamp = ctx.storage.collection_timestamp(ctx.cid, ctx.parent_id)
+            if pre.match_fails(timestamp):
+                raise precondition_failed(timestamp, None)
         record = ctx.resource.process_record(record, None)
         if record_id is not _MISSING:
             record["id"] = record_id
