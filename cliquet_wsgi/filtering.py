@@ -13,8 +13,9 @@ Values are JSON values. Rules (PROTOCOL §10.5, the docstring of
   anything else on the way (missing key, array, scalar) means *missing*;
 * JSON types are ranked ``null < bool < number < string < array < object``
   and values of different ranks are never equal (``1`` vs ``"1"``, ``1`` vs
-  ``true``); ``LT GT MIN MAX`` only match values of the same rank among
-  bool, number and string;
+  ``true``); ``LT GT MIN MAX`` only match values of the same rank, arrays
+  and objects ordered by their canonical JSON text as in sorting (so that
+  keyset pagination can resume after any value);
 * ``NOT``, ``EXCLUDE`` and ``HAS false`` match records lacking the field;
   ``HAS`` treats ``null`` as lacking; every other operator needs the field;
 * sorting is total: by rank, then value (arrays and objects by their
@@ -115,10 +116,12 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _ordered(field_value: Any, value: Any) -> int | None:
-    """-1/0/1 comparing two values of the same orderable rank, else ``None``."""
+    """-1/0/1 comparing two values of the same orderable rank (all but null), else ``None``."""
     kind = rank(field_value)
-    if kind != rank(value) or kind not in (_BOOL, _NUMBER, _STRING):
+    if kind != rank(value) or kind == _NULL:
         return None
+    if kind in (_ARRAY, _OBJECT):
+        field_value, value = _canonical(field_value), _canonical(value)
     return (field_value > value) - (field_value < value)
 
 

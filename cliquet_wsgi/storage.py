@@ -71,7 +71,9 @@ class COMPARISON(str, enum.Enum):
 
     ``EQ NOT LT GT MIN MAX`` compare JSON values type-aware: numbers with
     numbers, strings with strings, booleans with booleans (``1`` never equals
-    ``"1"``); ``NOT`` and ``EXCLUDE`` match records lacking the field.
+    ``"1"``); ``LT GT MIN MAX`` order arrays with arrays and objects with
+    objects as :class:`Sort` does (by canonical JSON text), and never match
+    null; ``NOT`` and ``EXCLUDE`` match records lacking the field.
     ``IN``/``EXCLUDE`` take a list. ``LIKE`` is a case-insensitive substring
     match on strings where ``*`` in the value is a wildcard (``%``/``_`` are
     literal). ``HAS`` takes a bool: the field is present (and not null) or

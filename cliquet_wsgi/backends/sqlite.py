@@ -393,8 +393,7 @@ def compile_filter(flt: Filter) -> SQL:
         present = f"(coalesce({field.type_sql}, 'null') != 'null')", list(field.type_params)
         return present if value else _negate(present)
     if op is COMPARISON.LIKE:
-        needle = value if isinstance(value, str) else json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        needle = value if isinstance(value, str) else _canonical_text(value)
         return field.typed(f"cliquet_like({field.value_sql}, ?)", field.value_params + [needle], "('text')")
     if op in (COMPARISON.CONTAINS, COMPARISON.CONTAINS_ANY):
         if field.field in ("id", "last_modified"):
@@ -423,7 +422,8 @@ def compile_filter(flt: Filter) -> SQL:
                           list(field.type_params) + params))
         combined = _all_of(parts) if op is COMPARISON.CONTAINS else _any_of(parts)
         return f"(json_type(data, ?) = 'array' AND {combined[0]})", list(field.type_params) + combined[1]
-    # LT GT MIN MAX: same JSON type only, among bool, number and string.
+    # LT GT MIN MAX: same JSON type only; arrays and objects by the text
+    # json_extract() gives, which is also what compile_sorting() orders by.
     kind = _rank_of(value)
     sql_op = _ORDER_OPS[op]
     condition = f"{field.value_sql} {sql_op} ?"
@@ -433,6 +433,9 @@ def compile_filter(flt: Filter) -> SQL:
         return field.typed(condition, field.value_params + [value], _NUMBER_TYPES)
     if kind == 3:
         return field.typed(condition, field.value_params + [value], "('text')")
+    if kind in (4, 5) and field.field not in ("id", "last_modified"):
+        return field.typed(condition, field.value_params + [_canonical_text(value)],
+                           "('array')" if kind == 4 else "('object')")
     return "0", []
 
 
@@ -462,6 +465,11 @@ def compile_sorting(sorting: Sequence[Sort]) -> SQL:
     if not any(sort.field == "id" for sort in sorting):
         terms.append("id ASC")
     return ", ".join(terms), params
+
+
+def _canonical_text(value: Any) -> str:
+    """JSON text as stored by :func:`_encode`, which is what ``json_extract()`` returns for arrays and objects."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
 def _encode(record: Mapping[str, Any]) -> str:

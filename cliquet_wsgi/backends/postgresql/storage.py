@@ -207,8 +207,14 @@ class _SQL:
                 return "FALSE"
             sql_op = _SQL_OPERATORS[op]
             kind = _json_type(value)
-            if kind not in ("boolean", "number", "string"):
-                return "FALSE"  # null, arrays and objects are not ordered by filters
+            if kind == "null":
+                return "FALSE"  # null is not ordered by filters
+            if kind in ("array", "object"):
+                # The order of sorting (order_by): canonical text, computed by the same function.
+                return (
+                    f"(jsonb_typeof({expr}) = '{kind}' AND cliquet_canonical_json({expr}) COLLATE \"C\" "
+                    f"{sql_op} cliquet_canonical_json({self.json(value)}) COLLATE \"C\")"
+                )
             if kind == "string":
                 # Codepoint order, as Python compares strings.
                 return (

@@ -436,11 +436,7 @@ def _rank(value: Any) -> int:
 
 
 def _type_class(name: str, rank: int) -> list[list[Filter]]:
-    """Filter alternatives matching exactly the values of one type rank.
-
-    Objects have no such filter: an ascending walk crossing from lower types
-    into objects cannot be expressed with the storage operators.
-    """
+    """Filter alternatives matching exactly the values of one type rank."""
     if rank == _NULL:
         return [[Filter(name, None, COMPARISON.EQ)]]
     if rank == _BOOL:
@@ -451,10 +447,13 @@ def _type_class(name: str, rank: int) -> list[list[Filter]]:
         return [[Filter(name, "", COMPARISON.MIN)]]
     if rank == _ARRAY:
         return [[Filter(name, [], COMPARISON.CONTAINS)]]
+    if rank == _OBJECT:
+        # Every object sorts either before {} or from it on (canonical text).
+        return [[Filter(name, {}, COMPARISON.MIN)], [Filter(name, {}, COMPARISON.LT)]]
     if rank == _ABSENT:
         # HAS false = absent or null; NOT null = absent or not null.
         return [[Filter(name, False, COMPARISON.HAS), Filter(name, None, COMPARISON.NOT)]]
-    return []
+    raise AssertionError(f"no type rank {rank}")
 
 
 def _equal_to(name: str, value: Any) -> list[Filter]:
@@ -478,14 +477,14 @@ def _after(name: str, direction: int, value: Any) -> list[list[Filter]]:
             # after (objects and missing fields included) matches exactly.
             before = [None] if rank == _NULL else [None, False] + ([True] if value else [])
             return [[Filter(name, before, COMPARISON.EXCLUDE)]]
-        if rank in (_NUMBER, _STRING):
+        if rank in (_NUMBER, _STRING, _ARRAY, _OBJECT):
             alternatives.append([Filter(name, value, COMPARISON.GT)])
         for higher in range(rank + 1, _ABSENT + 1):
             alternatives.extend(_type_class(name, higher))
     else:
         if rank == _ABSENT:
             return [[Filter(name, True, COMPARISON.HAS)], [Filter(name, None, COMPARISON.EQ)]]
-        if rank in (_BOOL, _NUMBER, _STRING):
+        if rank in (_BOOL, _NUMBER, _STRING, _ARRAY, _OBJECT):
             alternatives.append([Filter(name, value, COMPARISON.LT)])
         for lower in range(_NULL, rank):
             alternatives.extend(_type_class(name, lower))
@@ -497,12 +496,9 @@ def build_pagination_rules(sorting: Sequence[Sort], last_record: dict[str, Any])
 
     ``OR_k (s1 = v1 ∧ … ∧ s(k-1) = v(k-1) ∧ sk ⋄ vk)``, where a sort field
     absent from ``last_record`` is a missing value and "after" follows the
-    cross-type order of :class:`~cliquet_wsgi.storage.Sort`. Exact for null,
-    boolean, number and string values and missing fields, except that the
-    storage operators cannot select "any object": ascending past a number,
-    string or array skips objects, and arrays/objects are compared only by
-    type (records sharing the last page's array/object value class but
-    sorting after it are skipped).
+    cross-type order of :class:`~cliquet_wsgi.storage.Sort`: exact for every
+    JSON value and for missing fields (arrays and objects are ordered by
+    their canonical JSON text, by sorting and by ``LT``/``GT`` alike).
     """
     rules: list[list[Filter]] = []
     for index, sort in enumerate(sorting):

@@ -770,8 +770,14 @@ def test_random_querystrings_only_raise_400(params, known_fields, for_delete):
 
 # -- pagination against the reference semantics ----------------------------------------------------
 
-_field_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([0.5, -1.5]),
-                          st.text(alphabet="abA", max_size=2))
+_scalar_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([0.5, -1.5]),
+                           st.text(alphabet="abA", max_size=2))
+# Arrays and objects too: a walk must resume after any value (canonical JSON order).
+_field_values = st.one_of(
+    _scalar_values, _scalar_values,
+    st.lists(_scalar_values, max_size=2),
+    st.dictionaries(st.sampled_from(["k", "a"]), _scalar_values, max_size=2),
+)
 
 
 @st.composite
@@ -798,7 +804,7 @@ def _records(draw):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     _records(),
-    st.lists(st.sampled_from(["a", "-a", "b", "-b", "n.x", "-n.x", "id", "-id", "last_modified",
+    st.lists(st.sampled_from(["a", "-a", "b", "-b", "n", "-n", "n.x", "-n.x", "id", "-id", "last_modified",
                               "-last_modified", "deleted", "-deleted"]), max_size=3),
     st.integers(1, 4),
     st.sampled_from([[], [("has_a", "true")], [("_since", "2")], [("not_b", "true")], [("in_a", "1,x,null")]]),
@@ -872,7 +878,8 @@ def filled_storage(request, tmp_path_factory):
     storage = build_backend("storage", load_settings({"storage_url": url}, environ={}))
     storage.initialize_schema()
     parent = f"walk-{uuid.uuid4().hex}"
-    values = [None, True, False, 0, 2, -1.5, 2.0, "", "a", "B", "é", "a b", "10"]
+    values = [None, True, False, 0, 2, -1.5, 2.0, "", "a", "B", "é", "a b", "10",
+              [], [1, "a"], [1], {}, {"k": 1}, {"k": [2]}, {"a": None}]
     for index in range(40):
         record = {"id": f"r{index:02d}", "last_modified": 1000 + index // 3}  # collisions
         if index % 7:
@@ -892,7 +899,7 @@ def filled_storage(request, tmp_path_factory):
         storage.close()
 
 
-@pytest.mark.parametrize("sort", ["", "a", "-a", "b,-a", "-b,a", "n.x,-b", "-n.x", "-deleted,a", "id"])
+@pytest.mark.parametrize("sort", ["", "a", "-a", "b,-a", "-b,a", "n.x,-b", "-n.x", "n", "-n,a", "-deleted,a", "id"])
 @pytest.mark.parametrize("extra", [[], [("_since", "1")], [("has_b", "true")], [("not_a", "2")]])
 def test_walking_pages_through_storage(filled_storage, sort, extra):
     storage, parent = filled_storage
