@@ -1056,3 +1056,35 @@ def test_a_create_refused_for_a_live_id_writes_nothing_not_even_the_timestamp(st
     revived = storage.create("dup", PID, {"id": deleted["id"], "a": 3})
     assert revived["last_modified"] > before
     assert storage.get("dup", PID, deleted["id"]) == revived
+
+
+def test_id_lists_are_one_parameter_whatever_their_length(storage, pool):
+    """A shareable listing may name more readable ids than PostgreSQL takes parameters (65535)."""
+    kept = [storage.create("many", PID, {"n": n}) for n in range(3)]
+    wanted = [record["id"] for record in kept[:2]] + [f"absent-{n}" for n in range(70000)] + [1, "nul\x00"]
+    statements: list[tuple[str, int]] = []
+    original = Cursor.execute
+
+    def spy(self: Any, operation: str, args: Any = ()) -> Any:
+        statements.append((operation, len(args)))
+        return original(self, operation, args)
+
+    with _SPY_LOCK:
+        Cursor.execute = spy
+        try:
+            records, total = storage.get_all("many", PID, filters=[Filter("id", wanted, COMPARISON.IN)],
+                                             sorting=[Sort("n", 1)], count=True)
+            short, _ = storage.get_all("many", PID, filters=[Filter("id", wanted[:1], COMPARISON.IN)],
+                                       sorting=[Sort("n", 1)], count=True)
+            others, _ = storage.get_all("many", PID, filters=[Filter("id", wanted, COMPARISON.EXCLUDE)])
+            in_data, _ = storage.get_all("many", PID, filters=[Filter("n", list(range(1, 70000)), COMPARISON.IN)],
+                                         sorting=[Sort("n", 1)])
+        finally:
+            Cursor.execute = original
+    assert (records, total) == (kept[:2], 2)
+    assert short == kept[:1]
+    assert others == [kept[2]]
+    assert in_data == kept[1:]
+    listings = [(sql, count) for sql, count in statements if sql.startswith("SELECT coalesce(json_agg")]
+    assert len(listings) == 4 and all(count < 40 for _, count in listings)
+    assert listings[0][0] == listings[1][0]  # the same text: one prepared statement for any length

@@ -75,6 +75,10 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+
+
 def _text_array(parts: Sequence[str]) -> str:
     """A ``text[]`` literal with every element quoted (sent as a parameter, never inlined)."""
     quoted = ('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in parts)
@@ -162,6 +166,13 @@ class _SQL:
             if column is not None:
                 return column
         if name == ID:
+            if op in (COMPARISON.IN, COMPARISON.EXCLUDE):
+                # PERF: one text[] parameter, served by the primary key, whatever the
+                # number of ids (a shareable listing may name thousands); ids are
+                # strings, so nothing else can match.
+                ids = [v for v in _as_list(value) if isinstance(v, str) and "\x00" not in v]
+                array = self.param(_text_array(ids), "::text[]")
+                return f"r.id = ANY({array})" if op == COMPARISON.IN else f"r.id <> ALL({array})"
             column = self._column_condition("r.id", value, op, "::text", lambda v: isinstance(v, str))
             if column is not None:
                 return column
@@ -194,11 +205,12 @@ class _SQL:
                 return f"{expr} = {self.json(value)}"
             return f"({expr} IS NULL OR {expr} <> {self.json(value)})"
         if op in (COMPARISON.IN, COMPARISON.EXCLUDE):
-            values = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
-            values = [v for v in values if not _has_nul(v)]
+            values = [v for v in _as_list(value) if not _has_nul(v)]
             if not values:
                 return "FALSE" if op == COMPARISON.IN else "TRUE"
-            listed = ", ".join(self.json(v) for v in values)
+            # One jsonb array parameter: the statement text (and so its prepared
+            # statement) does not depend on the number of values.
+            listed = f"SELECT jsonb_array_elements({self.json(values)})"
             if op == COMPARISON.IN:
                 return f"{expr} IN ({listed})"
             return f"({expr} IS NULL OR {expr} NOT IN ({listed}))"
