@@ -58,6 +58,7 @@ from cliquet_wsgi import filtering
 from cliquet_wsgi.cache import Cache
 from cliquet_wsgi.errors import BackendError, ConfigurationError
 from cliquet_wsgi.permission import BoundPermissions, Permission
+from cliquet_wsgi.rendering import json_loads_stored
 from cliquet_wsgi.storage import COMPARISON, Filter, RecordNotFoundError, Sort, Storage, UnicityError
 
 __all__ = ["SQLiteStorage", "SQLiteCache", "SQLitePermission", "STORAGE", "CACHE", "PERMISSION"]
@@ -479,7 +480,7 @@ def _encode(record: Mapping[str, Any]) -> str:
 
 def _decode(row: Sequence[Any]) -> dict[str, Any]:
     """``(id, last_modified, data)`` -> the record (or tombstone)."""
-    record = json.loads(row[2])
+    record = json_loads_stored(row[2])
     record["id"] = row[0]
     record["last_modified"] = row[1]
     return record
