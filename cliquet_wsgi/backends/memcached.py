@@ -9,16 +9,20 @@ Configuration (``cache_url = memcached://host:port[,host2:port2...]``)::
 
     cache_url = memcached://10.0.0.1:11211,10.0.0.2:11211
     cache_prefix = myapp:
-    cache_pool_size = 25                   # connections per node and process, >= server threads
+    cache_pool_size = 25                   # connections per node and process
+    cache_maxoverflow = 5                  # more connections when all are busy
+    cache_pool_timeout = 30.0              # wait for a free connection, then fail the call
     cache_connect_timeout_seconds = 1.0    # TCP connect
     cache_timeout_seconds = 1.0            # each send/receive
     cache_retry_attempts = 2
     cache_retry_timeout_seconds = 1.0
     cache_dead_timeout_seconds = 30.0
 
-pymemcache's pool does not wait for a free connection: a call above
-``cache_pool_size`` concurrent calls is treated like an unreachable node, and
-``cache_pool_timeout``/``cache_maxoverflow`` are not used.
+At most ``cache_pool_size + cache_maxoverflow`` connections per node and
+process are open at once (memcached connections are cheap: once opened they
+stay in the pool). A call finding them all busy waits up to
+``cache_pool_timeout`` seconds for one, then fails like an unreachable node
+would (a miss for reads, see below) without counting as a node failure.
 
 **Nodes and failures.** Keys are spread over the nodes by rendezvous hashing
 (pymemcache ``HashClient`` with pooled clients). A node that fails (refused or
@@ -162,10 +166,20 @@ def _ring_class(HashClient: type, MemcacheUnexpectedCloseError: type) -> type:
         parameters, documented in the module docstring) under one lock.
         """
 
-        def __init__(self, servers: list[tuple[str, int]], **kwargs: Any) -> None:
+        def __init__(self, servers: list[tuple[str, int]], *, pool_timeout: float, **kwargs: Any) -> None:
             self._state_lock = threading.RLock()
             self._stale_at: dict[Any, float] = {}
+            self._pool_timeout = pool_timeout
+            #: Per node: one permit per connection pymemcache's pool may hold.
+            self._slots: dict[Any, threading.BoundedSemaphore] = {}
             super().__init__(servers, **kwargs)
+
+        def _node_slots(self, server: Any) -> threading.BoundedSemaphore:
+            slots = self._slots.get(server)
+            if slots is None:
+                with self._state_lock:
+                    slots = self._slots.setdefault(server, threading.BoundedSemaphore(self.default_kwargs["max_pool_size"]))
+            return slots
 
         def add_server(self, server: Any, port: Any = None) -> None:
             with self._state_lock:
@@ -230,6 +244,13 @@ def _ring_class(HashClient: type, MemcacheUnexpectedCloseError: type) -> type:
                     return default_val  # fail fast between probes
                 if server in self._dead_clients:
                     return default_val  # routed before the node was removed
+            # NOTE(memcached): pymemcache's pool refuses a connection beyond its
+            # size instead of waiting for one; the permits make callers wait.
+            slots = self._node_slots(server)
+            if not slots.acquire(timeout=self._pool_timeout):
+                raise PoolExhaustedError(
+                    f"no free connection to memcached node {server} within {self._pool_timeout:g} s"
+                )
             try:
                 result = func(*args, **kwargs)
             except (OSError, MemcacheUnexpectedCloseError) as exc:
@@ -239,6 +260,8 @@ def _ring_class(HashClient: type, MemcacheUnexpectedCloseError: type) -> type:
                 else:
                     self._mark_failed_server(server)
                 raise
+            finally:
+                slots.release()
             if failed is not None:
                 with self._state_lock:
                     if self._failed_clients.pop(server, None) is not None:
@@ -279,6 +302,10 @@ def _ring_class(HashClient: type, MemcacheUnexpectedCloseError: type) -> type:
             return self._run_cmd(cmd, key, _UNAVAILABLE, *args, **kwargs)
 
     return NodeRing
+
+
+class PoolExhaustedError(RuntimeError):
+    """Every connection to a node stayed busy for ``cache_pool_timeout``."""
 
 
 class _FlagsSerde:
@@ -345,6 +372,8 @@ class MemcachedCache(Cache):
         *,
         prefix: str = "",
         pool_size: int = 25,
+        max_overflow: int = 5,
+        pool_timeout: float = 30.0,
         connect_timeout: float = 1.0,
         timeout: float = 1.0,
         retry_attempts: int = 2,
@@ -373,7 +402,8 @@ class MemcachedCache(Cache):
             timeout=timeout,
             no_delay=True,
             use_pooling=True,
-            max_pool_size=pool_size,
+            max_pool_size=pool_size + max_overflow,
+            pool_timeout=pool_timeout,
             retry_attempts=retry_attempts,
             retry_timeout=retry_timeout,
             dead_timeout=dead_timeout,
@@ -391,6 +421,8 @@ class MemcachedCache(Cache):
             parse_servers(settings.get("cache_url") or ""),
             prefix=settings.get("cache_prefix", ""),
             pool_size=settings.get("cache_pool_size", 25),
+            max_overflow=settings.get("cache_maxoverflow", 5),
+            pool_timeout=settings.get("cache_pool_timeout", 30.0),
             connect_timeout=settings.get("cache_connect_timeout_seconds", 1.0),
             timeout=settings.get("cache_timeout_seconds", 1.0),
             retry_attempts=settings.get("cache_retry_attempts", 2),
@@ -406,7 +438,7 @@ class MemcachedCache(Cache):
         except (OSError, self._driver.errors.MemcacheUnexpectedCloseError) as exc:
             raise NodeUnavailableError(exc) from exc
         except RuntimeError as exc:
-            # pymemcache's pool refuses a connection above cache_pool_size.
+            # PoolExhaustedError, or pymemcache's own pool refusing a connection.
             raise NodeUnavailableError(exc, f"memcached connection pool exhausted: {exc}") from exc
         except Exception as exc:
             raise BackendError(exc) from exc

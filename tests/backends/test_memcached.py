@@ -752,3 +752,44 @@ def test_f5_through_the_stack_heartbeat_503_and_requests_still_served(spawn):
         assert stack.get("/v1/__heartbeat__").json["cache"] is True
     finally:
         registry.close()
+
+
+def test_calls_wait_for_a_free_connection_instead_of_failing(spawn, caches):
+    """More threads than connections: every call succeeds, none is refused (cache_pool_timeout)."""
+    cache = caches([spawn().address], cache_pool_size=1, cache_maxoverflow=1, cache_pool_timeout=10)
+    with ThreadPoolExecutor(8) as pool:
+        counts = list(pool.map(lambda _: cache.incr("waited"), range(400)))
+    assert sorted(counts) == list(range(1, 401))
+    assert cache.get("waited") == 400
+
+
+def test_a_node_whose_connections_stay_busy_fails_the_call_after_the_pool_timeout(spawn, caches):
+    node = spawn()
+    cache = caches([node.address], cache_pool_size=1, cache_maxoverflow=0, cache_pool_timeout=0.3)
+    cache.set("k", "v")
+    ring = cache._ring
+    slots = ring._node_slots(next(iter(ring.clients.values())).server)
+    assert slots.acquire(timeout=1)  # the only connection is busy elsewhere
+    try:
+        started = time.monotonic()
+        assert cache.get("k") is None  # a read degrades to a miss
+        assert 0.3 <= time.monotonic() - started < 1.0
+        with pytest.raises(BackendError, match="pool exhausted"):
+            cache.add("lock", 1)  # a write whose outcome matters reports it
+    finally:
+        slots.release()
+    # Not a node failure: the next call goes through at once.
+    assert cache.get("k") == "v"
+    assert ring._failed_clients == {} and ring._dead_clients == {}
+
+
+def test_a_waiting_call_proceeds_when_a_connection_is_freed(spawn, caches):
+    cache = caches([spawn().address], cache_pool_size=1, cache_maxoverflow=0, cache_pool_timeout=5)
+    cache.set("k", "v")
+    ring = cache._ring
+    slots = ring._node_slots(next(iter(ring.clients.values())).server)
+    assert slots.acquire(timeout=1)
+    threading.Timer(0.2, slots.release).start()
+    started = time.monotonic()
+    assert cache.get("k") == "v"
+    assert 0.15 <= time.monotonic() - started < 2.0
