@@ -234,6 +234,45 @@ def error_from_exception(
     return internal_error(error_info_link)
 
 
+# Legacy (HTML or text) error pages of frameworks -> errno and canonical message.
+_LEGACY_ERRORS: dict[int, tuple[int, str]] = {
+    401: (ERRORS.MISSING_AUTH_TOKEN, MESSAGES["unauthorized"]),
+    403: (ERRORS.FORBIDDEN, MESSAGES["forbidden"]),
+    404: (ERRORS.MISSING_RESOURCE, MESSAGES["unknown_url"]),
+    405: (ERRORS.METHOD_NOT_ALLOWED, MESSAGES["method_not_allowed"]),
+    500: (ERRORS.UNDEFINED, MESSAGES["undefined"]),
+}
+
+# Headers that describe the replaced body and must not survive the rewrite.
+_BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding"})
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """``application/json`` or any ``application/*+json``, parameters ignored."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def legacy_error(
+    status: str, headers: Iterable[tuple[str, str]], error_info_link: str | None = None
+) -> CliquetError | None:
+    """The protocol error replacing an error response whose body is not JSON, or None.
+
+    For views of the application below (a framework's HTML or text 404, 405,
+    500…): the errno and message follow the status, the body is dropped and
+    the other headers kept. Used by the errors layer and by batch, whose
+    sub-requests do not pass through the errors layer.
+    """
+    code = int(status[:3])
+    headers = list(headers)
+    content_type = next((value for key, value in headers if key.lower() == "content-type"), None)
+    if code < 400 or is_json_media_type(content_type):
+        return None
+    errno, message = _LEGACY_ERRORS.get(code, (ERRORS.UNDEFINED, status[4:].strip() or None))
+    kept = [(k, v) for k, v in headers if k.lower() not in _BODY_HEADERS]
+    return CliquetError(code, errno, message=message, headers=kept, info=error_info_link if code == 500 else None)
+
+
 def render_error(error: CliquetError) -> tuple[str, list[tuple[str, str]], bytes]:
     """The one renderer: ``(status line, headers, body)`` of an error response."""
     body = json_dumps_bytes(error.to_dict())

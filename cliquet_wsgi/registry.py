@@ -81,6 +81,7 @@ class Registry:
         self.authenticator: Callable[[dict], Any] | None = None
         self._app_checks_loaded = False
         self._endpoint_resolvers: list[Callable[[str], "list[str] | None"]] = []
+        self._batch_endpoints: dict[str, Callable[..., Any]] = {}
         # Live list shared with the timing proxies (see cliquet_wsgi.instrumentation).
         self.backend_listeners: list[BackendListener] = []
 
@@ -137,6 +138,22 @@ class Registry:
             if methods is not None:
                 return methods
         return None
+
+    def register_batch_endpoint(self, path: str, app: Callable[..., Any]) -> None:
+        """Let batch sub-requests reach an endpoint served by a layer above batch (hello, heartbeats).
+
+        ``path`` is unprefixed (``/``, ``/__heartbeat__``). ``app`` is called
+        with the sub-request laid out as the version layer leaves a direct
+        request: ``SCRIPT_NAME`` ends with the prefix, ``PATH_INFO`` is
+        ``path`` and ``cliquet.path_orig`` is ``(SCRIPT_NAME before the
+        prefix, the prefixed path)``.
+        """
+        with self._lock:
+            self._batch_endpoints[path] = app
+
+    def batch_endpoint(self, path: str) -> Callable[..., Any] | None:
+        """The app registered for unprefixed ``path`` by :meth:`register_batch_endpoint`, if any."""
+        return self._batch_endpoints.get(path)
 
     # -- heartbeat -------------------------------------------------------------------
 

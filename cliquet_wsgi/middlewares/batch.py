@@ -49,6 +49,7 @@ from cliquet_wsgi.errors import (
     error_response,
     invalid_parameter,
     invalid_parameters,
+    legacy_error,
     method_not_allowed,
     render_error,
 )
@@ -110,7 +111,11 @@ class BatchMiddleware:
       * ``transaction_per_request``: one storage transaction around the whole batch (true);
       * ``http_api_version``: gives the version prefix (``1.0`` -> ``/v1``);
       * ``max_body_bytes``: largest batch body read (413 above; 0 = no limit);
-      * ``retry_after_seconds``, ``error_info_link``: for rendering 503/500 of sub-requests.
+      * ``retry_after_seconds``, ``error_info_link``: for rendering 503/500 of sub-requests;
+      * ``errors_rewrite_html``: sub-responses of the app's non-JSON error pages become
+        protocol errors, as the errors layer does for direct requests (true).
+    Sub-requests to ``/`` (hello) and the utility endpoints reach the layers above that
+    registered them (:meth:`~cliquet_wsgi.registry.Registry.register_batch_endpoint`).
     Environ: reads ``PATH_INFO``/``SCRIPT_NAME`` (after the version layer, or ``/v1/batch`` alone),
     the request headers; sets in each sub-request ``cliquet.batch`` (shared dict: ``size``,
     ``atomic``, ``parent_headers`` = the batch request's ``HTTP_*`` keys), ``cliquet.memo``
@@ -134,6 +139,7 @@ class BatchMiddleware:
         max_body_bytes: int = 1048576,
         retry_after_seconds: int = 30,
         error_info_link: str = "",
+        errors_rewrite_html: bool = True,
     ) -> None:
         self.app = app
         self.registry = registry if registry is not None else default_registry()
@@ -148,6 +154,7 @@ class BatchMiddleware:
         self.max_body_bytes = int(max_body_bytes)
         self.retry_after_seconds = retry_after_seconds
         self.error_info_link = error_info_link or None
+        self.rewrite_legacy_errors = bool(errors_rewrite_html)
         self.registry.register_public_setting("batch_max_requests", self.max_requests)
         self.registry.register_capability(
             "batch_atomic",
@@ -398,8 +405,14 @@ class BatchMiddleware:
         return response
 
     def _dispatch(self, context: "_Context", request: dict[str, Any], unprefixed: str, query: str):
-        """Call the app below with one sub-request; ``(status, headers, body bytes, errno)``."""
-        environ = context.sub_environ(request, unprefixed, query)
+        """Call the app below with one sub-request; ``(status, headers, body bytes, errno)``.
+
+        Hello and the heartbeats, served above this layer, are reached
+        through the registry (:meth:`Registry.register_batch_endpoint`).
+        """
+        endpoint = self.registry.batch_endpoint(unprefixed)
+        app = endpoint if endpoint is not None else self.app
+        environ = context.sub_environ(request, unprefixed, query, below_version=endpoint is not None)
         captured: list[Any] = []
         chunks: list[bytes] = []
 
@@ -410,7 +423,7 @@ class BatchMiddleware:
             return chunks.append
 
         try:
-            result = self.app(environ, start_response)
+            result = app(environ, start_response)
             try:
                 for chunk in result:
                     chunks.append(chunk)
@@ -434,6 +447,13 @@ class BatchMiddleware:
         body = environ.get(keys.RESPONSE_DATA, _UNPARSED)
         if body is _UNPARSED:
             body = b"".join(chunks)
+            if self.rewrite_legacy_errors:
+                # The errors layer above would turn the app's HTML/text error pages
+                # into protocol errors; sub-responses do not pass through it.
+                error = legacy_error(captured[0], captured[1], self.error_info_link)
+                if error is not None:
+                    _, headers, body = render_error(error)
+                    return error.status, headers, body, error.errno
         return int(captured[0][:3]), list(captured[1]), body, environ.get(keys.ERRNO)
 
     def _redirect_target(self, context: "_Context", headers) -> tuple[str, str] | None:
@@ -467,9 +487,11 @@ class _Context:
         template[keys.MEMO] = parent[keys.MEMO]
         self.template = template
 
-    def sub_environ(self, request: dict[str, Any], unprefixed: str, query: str) -> dict[str, Any]:
+    def sub_environ(
+        self, request: dict[str, Any], unprefixed: str, query: str, below_version: bool = False
+    ) -> dict[str, Any]:
         environ = dict(self.template)
-        if self.inline:
+        if self.inline and not below_version:
             environ["SCRIPT_NAME"] = self.base_script
             environ["PATH_INFO"] = self.prefix + unprefixed
         else:

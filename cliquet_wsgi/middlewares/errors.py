@@ -35,6 +35,7 @@ from cliquet_wsgi.errors import (
     error_from_exception,
     error_response,
     invalid_parameter,
+    legacy_error,
 )
 from cliquet_wsgi.paste import make_filter_factory
 from cliquet_wsgi.registry import Registry, default_registry
@@ -42,38 +43,12 @@ from cliquet_wsgi.settings import converter_for
 
 logger = logging.getLogger("cliquet_wsgi.errors")
 
-# Legacy (HTML or text) error pages of frameworks -> errno and canonical message.
-_REWRITES: dict[int, tuple[int, str]] = {
-    401: (ERRORS.MISSING_AUTH_TOKEN, MESSAGES["unauthorized"]),
-    403: (ERRORS.FORBIDDEN, MESSAGES["forbidden"]),
-    404: (ERRORS.MISSING_RESOURCE, MESSAGES["unknown_url"]),
-    405: (ERRORS.METHOD_NOT_ALLOWED, MESSAGES["method_not_allowed"]),
-    500: (ERRORS.UNDEFINED, MESSAGES["undefined"]),
-}
-
-# Headers that describe the replaced body and must not survive the rewrite.
-_BODY_HEADERS = {"content-type", "content-length", "content-encoding"}
-
-
 def _checked(name: str, value: Any) -> Any:
     """Convert a keyword like the settings loader would, failing at startup."""
     try:
         return converter_for(name)(value)
     except ValueError as exc:
         raise ConfigurationError(f"Invalid value for setting {name!r}: {exc}") from None
-
-
-def _is_json(content_type: str | None) -> bool:
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
-
-
-def _header(headers: list[tuple[str, str]], name: str) -> str | None:
-    name = name.lower()
-    for key, value in headers:
-        if key.lower() == name:
-            return value
-    return None
 
 
 def check_encoding(environ: dict[str, Any]) -> None:
@@ -329,7 +304,7 @@ class ErrorsMiddleware:
             status = capture.status
             # PERF: statuses below 400 are never rewritten; skip parsing them.
             if self.rewrite_html and not (status < "4" and status[:3].isdigit()):
-                error = self._rewrite(status, capture.headers)
+                error = legacy_error(status, capture.headers, self.error_info_link)
                 if error is not None:
                     _close(app_iter)
                     return self._render(environ, start_response, error)
@@ -357,15 +332,6 @@ class ErrorsMiddleware:
         if capture.status is None:
             raise RuntimeError("The application sent a body without calling start_response")
         return first, iterator
-
-    def _rewrite(self, status: str, headers: list[tuple[str, str]]) -> CliquetError | None:
-        code = int(status[:3])
-        if code < 400 or _is_json(_header(headers, "Content-Type")):
-            return None
-        errno, message = _REWRITES.get(code, (ERRORS.UNDEFINED, status[4:].strip() or None))
-        kept = [(k, v) for k, v in headers if k.lower() not in _BODY_HEADERS]
-        info = self.error_info_link if code == 500 else None
-        return CliquetError(code, errno, message=message, headers=kept, info=info)
 
     def _render_exception(
         self, environ: dict[str, Any], start_response: Callable[..., Any], exc: Exception, capture: _Capture

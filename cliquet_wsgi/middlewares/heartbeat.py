@@ -81,6 +81,9 @@ class HeartbeatMiddleware:
         self._version_payload: bytes | None = None
         # CORS preflight (above) learns which methods these endpoints answer.
         self.registry.register_endpoint_methods(_utility_methods)
+        # Batch sits below this layer: its sub-requests to these paths are answered here too.
+        for path in ROUTES:
+            self.registry.register_batch_endpoint(path, self)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         environ.setdefault(keys.REGISTRY, self.registry)

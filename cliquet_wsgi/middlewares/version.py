@@ -182,6 +182,8 @@ class VersionMiddleware:
         self._hello_texts: dict[str, tuple[dict, dict, str, bytes]] = {}
         # CORS preflight (above) learns that hello only answers GET and HEAD.
         self.registry.register_endpoint_methods(_hello_methods)
+        # Batch sits below this layer: its sub-requests to "/" are answered here too.
+        self.registry.register_batch_endpoint("/", self._batch_hello)
 
     @staticmethod
     def _eos(value: date | None) -> tuple[datetime | None, str | None]:
@@ -306,12 +308,19 @@ class VersionMiddleware:
         environ[keys.ERRNO] = error.errno
         return error_response(error, start_response)
 
-    def _hello(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    def _batch_hello(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """Hello for a batch sub-request (``cliquet.path_orig`` holds the SCRIPT_NAME before the prefix)."""
+        script_name = environ.get(keys.PATH_ORIG, (environ.get("SCRIPT_NAME", ""),))[0]
+        return self._hello(environ, start_response, script_name)
+
+    def _hello(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], script_name: str | None = None
+    ) -> list[bytes]:
         environ[keys.ROUTE_NAME] = "hello"
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
             return self._error(environ, start_response, method_not_allowed(["GET", "HEAD"]))
-        text, payload = self._hello_text(self._base_url(environ) + self.prefix + "/")
+        text, payload = self._hello_text(self._base_url(environ, script_name) + self.prefix + "/")
         user = self._user(environ)
         if user is not None:
             # "user" is the last key: splicing it in gives the text json_dumps would.

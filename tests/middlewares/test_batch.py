@@ -99,6 +99,13 @@ class ItemsApp:
             return reply(start_response, int(path[len("/status/"):]), {"status": int(path[len("/status/"):])})
         if path == "/text":
             return reply(start_response, 200, b"plain text")
+        if path.startswith("/legacy/"):
+            # A framework's own error page (HTML), with a header of its own.
+            page = b"<html><body>Error</body></html>"
+            status = int(path[len("/legacy/"):])
+            start_response(f"{status} Legacy Reason", [("Content-Type", "text/html; charset=utf-8"),
+                                                       ("Content-Length", str(len(page))), ("X-Kept", "1")])
+            return [page]
         if path == "/redirect":
             location = f"http://{environ['HTTP_HOST']}{environ['SCRIPT_NAME']}/echo?from=redirect"
             return reply(start_response, 302, {}, headers=[("Location", location)])
@@ -877,3 +884,63 @@ def test_parsed_body_is_a_copy_per_subrequest():
     body = {"defaults": {"method": "POST", "path": "/x", "body": {"data": {"n": 1}}}, "requests": [{}, {}]}
     responses = app.post_json("/v1/batch", body).json["responses"]
     assert [r["body"] for r in responses] == [{"data": {"n": 2}}, {"data": {"n": 2}}]
+
+
+def test_legacy_error_pages_become_protocol_errors_as_outside_batch():
+    app, _, _ = build()
+    body = {"requests": [{"path": "/legacy/404"}, {"path": "/legacy/405"}, {"path": "/legacy/418"},
+                         {"path": "/text"}]}
+    missing, not_allowed, teapot, text = app.post_json("/v1/batch", body).json["responses"]
+    error = {"code": 404, "errno": 111, "error": "Not Found",
+             "message": "The resource you are looking for could not be found."}
+    assert missing == {
+        "status": 404, "path": "/v1/legacy/404",
+        "headers": {"X-Kept": "1", "Content-Type": "application/json; charset=UTF-8",
+                    "Content-Length": str(len(json_dumps(error)))},
+        "body": error,
+    }
+    assert (not_allowed["status"], not_allowed["body"]) == (405, {
+        "code": 405, "errno": 115, "error": "Method Not Allowed", "message": "Method not allowed on this endpoint."})
+    assert (teapot["status"], teapot["body"]) == (418, {
+        "code": 418, "errno": 999, "error": "I'm a Teapot", "message": "Legacy Reason"})
+    assert (text["status"], text["body"]) == (200, "plain text")  # only error pages are replaced
+
+
+def test_legacy_error_pages_kept_when_rewriting_is_off():
+    app, _, _ = build(errors_rewrite_html=False)
+    (sub,) = app.post_json("/v1/batch", {"requests": [{"path": "/legacy/404"}]}).json["responses"]
+    assert (sub["status"], sub["body"], sub["headers"]["Content-Type"]) == (
+        404, "<html><body>Error</body></html>", "text/html; charset=utf-8")
+
+
+def test_hello_and_utility_endpoints_answer_inside_a_batch(tmp_path):
+    """They are served above batch; the layers that serve them register them for batch."""
+    from cliquet_wsgi.stack import wrap
+
+    def legacy(environ, start_response):
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not here"]
+
+    version_file = tmp_path / "version.json"
+    version_file.write_text('{"version": "1.2.3"}')
+    app = webtest.TestApp(wrap(legacy, userid_hmac_secret=SECRET, storage_url="memory://",
+                               version_json_path=str(version_file)))
+    headers = {"Authorization": basic("alice:pw")}
+    requests = [{"path": "/"}, {"path": "/v1/"}, {"path": "/__heartbeat__"}, {"path": "/__lbheartbeat__"},
+                {"path": "/__version__"}, {"path": "/", "method": "POST"}, {"path": "/__heartbeat__", "method": "PUT"}]
+    responses = app.post_json("/v1/batch", {"requests": requests}, headers=headers).json["responses"]
+    direct = app.get("/v1/", headers=headers)
+    hello = {"status": 200, "path": "/v1/", "headers": {
+        "Content-Type": "application/json; charset=UTF-8", "Content-Length": direct.headers["Content-Length"],
+        "Vary": "Authorization"}, "body": direct.json}
+    assert direct.json["user"]["id"].startswith("basicauth:")
+    assert responses[0] == responses[1] == hello
+    assert [(r["status"], r["path"], r["body"]) for r in responses[2:5]] == [
+        (200, "/v1/__heartbeat__", {"storage": True}),
+        (200, "/v1/__lbheartbeat__", {}),
+        (200, "/v1/__version__", {"version": "1.2.3"}),
+    ]
+    method_error = {"code": 405, "errno": 115, "error": "Method Not Allowed",
+                    "message": "Method not allowed on this endpoint."}
+    assert [(r["status"], r["body"], r["headers"]["Allow"]) for r in responses[5:]] == [
+        (405, method_error, "GET,HEAD"), (405, method_error, "GET,HEAD")]
