@@ -486,7 +486,15 @@ def test_json_formatter_text_is_the_reference_one(fields, request_id, logger_nam
     record.request_id = request_id
     record.fields = fields
     record.exc_text = exc_text
-    assert JsonFormatter().format(record) == reference_json_line(record)
+    assert outcome(JsonFormatter().format, record) == outcome(reference_json_line, record)
+
+
+def outcome(format_line, record: logging.LogRecord) -> str:
+    """The line, or the error: a value no encoder takes (inf beside a 65-bit int) fails both ways alike."""
+    try:
+        return format_line(record)
+    except ValueError as exc:
+        return repr(exc)
 
 
 @pytest.mark.parametrize("request_id", [None, "rid-inside"])
@@ -554,9 +562,9 @@ def frozen_clock(monkeypatch):
 
 
 def standard_and_lean_records() -> tuple[logging.LogRecord, logging.LogRecord]:
-    from cliquet_wsgi.middlewares.request_log import _SUMMARY_MESSAGE, _lean_records_ok, _lean_summary_record
+    from cliquet_wsgi.middlewares.request_log import _SUMMARY_MESSAGE, _lean_summary_record, _template
 
-    assert _lean_records_ok()
+    assert _template is not None
     args = ("GET", "/v1/articles", 200, 3)
     standard = logging.LogRecord(SUMMARY_LOGGER, logging.INFO, "", 0, _SUMMARY_MESSAGE, args, None, "_log_summary")
     return standard, _lean_summary_record(SUMMARY_LOGGER, args)
