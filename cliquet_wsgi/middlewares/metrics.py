@@ -95,6 +95,20 @@ class _CounterLines(dict):
         return line
 
 
+class _StatusLines(dict):
+    """Memo: status line (``"200 OK"``) -> its ``status.<code>`` counter line; bounded like the others."""
+
+    def __init__(self, counters: _CounterLines) -> None:
+        super().__init__()
+        self.counters = counters
+
+    def __missing__(self, status: str) -> str:
+        line = self.counters[f"status.{status[:3]}"]
+        if len(self) < 4096:
+            self[status] = line
+        return line
+
+
 #: Largest datagram when lines are packed: fits a 1500-byte Ethernet MTU with IP and UDP headers.
 MAX_DATAGRAM_BYTES = 1432
 
@@ -115,7 +129,7 @@ class _Datagrams:
         if not self._interval:
             self._send(payload)
             return
-        if self._pid != os.getpid():
+        if self._pid != _pid:
             self._start_flusher()
         now = _monotonic()
         with self._lock:
@@ -140,14 +154,27 @@ class _Datagrams:
 
     def _start_flusher(self) -> None:
         with self._lock:
-            if self._pid == os.getpid():
+            if self._pid == _pid:
                 return
             # NOTE: after a fork the parent's waiting lines are the parent's to send.
-            self._pid, self._waiting, self._size = os.getpid(), [], 0
+            self._pid, self._waiting, self._size = _pid, [], 0
         this = weakref.ref(self)
         threading.Thread(target=_flush_periodically, args=(this, self._interval), daemon=True,
                          name="statsd-flush").start()
         atexit.register(_flush_at_exit, this)
+
+
+#: This process's id. PERF: os.getpid() is a system call per request; the id
+#: only changes in a forked child, which the hook below updates.
+_pid = os.getpid()
+
+
+def _after_fork() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _flush_periodically(reference: "weakref.ref[_Datagrams]", interval: float) -> None:
@@ -241,6 +268,8 @@ class MetricsMiddleware:
         self.registry = registry if registry is not None else default_registry()
         self._request_lines: dict[tuple[str, str], tuple[str, str]] = {}
         self._counter_lines = _CounterLines(self.prefix)
+        # PERF: the counter line of each status line seen, without slicing and formatting a name per request.
+        self._status_lines = _StatusLines(self._counter_lines)
         self._backend_names = _SanitisedNames()
         # NOTE: _send() is the client's own sending method (ASCII, socket errors swallowed).
         self._datagrams = _Datagrams(self.client._send, statsd_flush_interval_seconds)
@@ -266,7 +295,7 @@ class MetricsMiddleware:
         lines = [f"{timer}{duration_ms:0.6f}|ms", view]
         counters = self._counter_lines
         if status is not None:
-            lines.append(counters[f"status.{status[:3]}"])
+            lines.append(self._status_lines[status])
         elif exc is not None:
             # The server answers 500 to an exception nobody rendered.
             lines.append(counters["status.500"])

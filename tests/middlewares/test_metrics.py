@@ -335,3 +335,27 @@ def test_authentication_policy_timers(statsd_server):
     assert split_timer(request)[1] == [
         "cliquet.view.hello.GET:1|c", "cliquet.status.200:1|c", "cliquet.authn_type.basicauth:1|c",
         f"cliquet.users:basicauth_{hmac.new(b'hmac-secret-4c1e7b', b'alice:alice-pa55word-9f2', 'sha256').hexdigest()}|s"]
+
+
+def test_forked_worker_sends_only_its_own_packed_lines(statsd_server):
+    """gunicorn forks workers from a master that may have served requests: the child starts empty."""
+    import os
+
+    route = {keys.ROUTE_NAME: "parent"}
+    app, middleware = build(statsd_server, make_app(route), statsd_flush_interval_seconds=60)
+    app.get("/v1/")
+    pid = os.fork()
+    if pid == 0:  # the worker
+        code = 1
+        try:
+            route[keys.ROUTE_NAME] = "child"
+            app.get("/v1/")
+            middleware._datagrams.flush()
+            code = 0
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0
+    middleware._datagrams.flush()
+    child, parent = statsd_server.datagrams(2)
+    assert split_timer(child)[1] == ["cliquet.view.child.GET:1|c", "cliquet.status.200:1|c"]
+    assert split_timer(parent)[1] == ["cliquet.view.parent.GET:1|c", "cliquet.status.200:1|c"]
