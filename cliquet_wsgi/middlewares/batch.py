@@ -108,7 +108,9 @@ class BatchMiddleware:
 
     Settings:
       * ``batch_max_requests``: most sub-requests per batch (25; 0 = unlimited);
-      * ``transaction_per_request``: one storage transaction around the whole batch (true);
+      * ``transaction_per_request``: one storage transaction around the whole batch (true;
+        a batch of GET/HEAD only runs in the storage's ``read_transaction()``, which
+        takes no write lock);
       * ``http_api_version``: gives the version prefix (``1.0`` -> ``/v1``);
       * ``max_body_bytes``: largest batch body read (413 above; 0 = no limit);
       * ``retry_after_seconds``, ``error_info_link``: for rendering 503/500 of sub-requests;
@@ -345,10 +347,16 @@ class BatchMiddleware:
         # opposite orders is resolved by the server rolling one back; that one
         # runs again (only with a transaction: nothing of it was committed).
         attempts = _ATTEMPTS if storage is not None else 1
+        # Reads only: no write lock held across the batch (SQLite's BEGIN IMMEDIATE).
+        read_only = all(request["method"] in ("GET", "HEAD") for request in requests)
         for attempt in range(1, attempts + 1):
             responses: list[dict[str, Any]] = []
+            if storage is None:
+                block: Any = nullcontext()
+            else:
+                block = storage.read_transaction() if read_only else storage.transaction()
             try:
-                with storage.transaction() if storage is not None else nullcontext():
+                with block:
                     for index, request in enumerate(requests):
                         response = self._run(context, request)
                         responses.append(response)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import uuid
 from wsgiref.validate import validator
 
@@ -99,6 +100,14 @@ class ItemsApp:
             return reply(start_response, int(path[len("/status/"):]), {"status": int(path[len("/status/"):])})
         if path == "/text":
             return reply(start_response, 200, b"plain text")
+        if path == "/write-elsewhere":
+            # Another thread writes while this sub-request runs: it must not wait for the batch.
+            outcome = []
+            writer = threading.Thread(target=lambda: outcome.append(
+                _attempt(lambda: storage.create(self.collection, "elsewhere", {"title": "other"}))))
+            writer.start()
+            writer.join()
+            return reply(start_response, 200, {"written": outcome == [None]})
         if path.startswith("/legacy/"):
             # A framework's own error page (HTML), with a header of its own.
             page = b"<html><body>Error</body></html>"
@@ -112,6 +121,14 @@ class ItemsApp:
         if path == "/articles":
             return reply(start_response, 200, {"data": []})
         return error_response(not_found(), start_response)
+
+
+def _attempt(call):
+    try:
+        call()
+    except Exception as exc:  # reported to the test through the response
+        return repr(exc)
+    return None
 
 
 class VersionShim:
@@ -130,8 +147,8 @@ class VersionShim:
         return self.app(environ, start_response)
 
 
-def build(storage_url="memory://", auth=False, shim=True, **kwargs):
-    registry = Registry(load_settings({"storage_url": storage_url}, environ={}))
+def build(storage_url="memory://", auth=False, shim=True, storage_settings=(), **kwargs):
+    registry = Registry(load_settings({"storage_url": storage_url, **dict(storage_settings)}, environ={}))
     if storage_url.startswith("postgres"):
         registry.storage.initialize_schema()
     collection = "item-" + uuid.uuid4().hex
@@ -944,3 +961,10 @@ def test_hello_and_utility_endpoints_answer_inside_a_batch(tmp_path):
                     "message": "Method not allowed on this endpoint."}
     assert [(r["status"], r["body"], r["headers"]["Allow"]) for r in responses[5:]] == [
         (405, method_error, "GET,HEAD"), (405, method_error, "GET,HEAD")]
+
+
+def test_a_batch_of_reads_holds_no_write_lock(tmp_path):
+    # A writer waiting for the lock would give up after 1 s and report it.
+    app, _, _ = build(storage_url=f"sqlite:///{tmp_path}/reads.sqlite", storage_settings={"storage_pool_timeout": 1})
+    responses = app.post_json("/v1/batch", {"requests": [{"path": "/items"}, {"path": "/write-elsewhere"}]}).json
+    assert [(r["status"], r["body"]) for r in responses["responses"]] == [(200, {"data": []}), (200, {"written": True})]
