@@ -427,7 +427,7 @@ def _plain_strings_json(value: dict) -> str | None:
     """
     try:
         "".join(value.values())
-        text = _orjson.dumps(value, option=_SORT_KEYS).decode("utf-8")
+        text = _orjson.dumps(value, None, _SORT_KEYS).decode("utf-8")
     except TypeError:
         return None
     # orjson escapes only quotes, backslashes and controls (with a backslash);
@@ -455,7 +455,11 @@ def _iso_time(created: float) -> str:
     if seconds != cached_seconds:
         text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
         _last_second = (seconds, text)
-    return f"{text}.{micros // 1000:03d}Z"
+    return text + _MILLISECONDS[micros // 1000]
+
+
+#: ".000Z" to ".999Z": PERF: an index instead of formatting a number per record.
+_MILLISECONDS = tuple(f".{ms:03d}Z" for ms in range(1000))
 
 
 class JsonFormatter(logging.Formatter):
@@ -477,7 +481,7 @@ class JsonFormatter(logging.Formatter):
             # other values are checked in one C-level pass, not a call each.
             query = fields.get("querystring")
             if type(query) is dict:
-                fields["querystring"] = _heka_value(query)
+                fields["querystring"] = (_orjson is not None and _plain_strings_json(query)) or _heka_value(query)
             if not _PLAIN_TYPES.issuperset(map(type, fields.values())):
                 fields = {key: _heka_value(value) for key, value in fields.items()}
         else:
