@@ -181,3 +181,22 @@ def test_sort_records_single_column_types(column, direction):
 )
 def test_object_id_glob(pattern, object_id, matches):
     assert (filtering.object_id_glob(pattern).fullmatch(object_id) is not None) is matches
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param([5, -1, 2.5, 0, 10**20, -3.25], id="distinct-numbers"),
+        pytest.param([1, 1.0, 2, 0], id="equal-int-and-float-tie"),
+        pytest.param([0, -0.0, 1], id="zero-and-negative-zero-tie"),
+        pytest.param([1, True, 0], id="a-boolean-is-not-a-number"),
+    ],
+)
+def test_sort_records_on_a_numeric_first_field_like_the_reference(values, direction):
+    records = [{"id": f"r{9 - index}", "last_modified": value} for index, value in enumerate(values)]
+    sorting = [Sort("last_modified", direction)]
+    expected = sorted(records, key=filtering.sort_key(sorting))
+    fast = list(records)
+    filtering.sort_records(fast, sorting)
+    assert [id(r) for r in fast] == [id(r) for r in expected]

@@ -5,6 +5,7 @@ import re
 
 import msgpack
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from cliquet_wsgi.middlewares.resources import Resource
 from tests.middlewares.resources.conftest import as_user, user_id
@@ -109,6 +110,16 @@ def test_last_modified_header_is_floor_of_seconds():
     from cliquet_wsgi.middlewares.resources.views import http_date
 
     assert http_date(1430222877724) == "Tue, 28 Apr 2015 12:07:57 GMT"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(min_value=0, max_value=253402300799999))  # up to 9999-12-31T23:59:59.999
+def test_last_modified_header_is_what_the_standard_library_formats(timestamp_ms):
+    from email.utils import formatdate
+
+    from cliquet_wsgi.middlewares.resources.views import http_date
+
+    assert http_date(timestamp_ms) == formatdate(timestamp_ms // 1000, usegmt=True)
 
 
 def test_get_collection_lists_newest_first_with_headers(app):
