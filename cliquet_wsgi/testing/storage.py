@@ -358,7 +358,11 @@ def test_timestamps_strictly_increase_within_one_millisecond(storage):
     assert stamps[0] > before
     assert storage.collection_timestamp(CID, PID) == stamps[-1]
     # 60 writes usually fit in far fewer milliseconds: the + 1 rule was exercised.
-    assert stamps[-1] <= max(_now_ms(), before + 60) + 1
+    # Each stamp is max(clock, previous + 1): never ahead of both the clock and
+    # one per write since the first (which may itself follow the clock). The
+    # slack covers a database server reading a clock a few ms ahead of ours
+    # (seen between the CPUs of a VM).
+    assert stamps[-1] <= max(_now_ms(), stamps[0] + len(stamps) - 1) + 5
 
 
 def test_timestamp_follows_the_clock(storage):
@@ -372,7 +376,7 @@ def test_timestamp_follows_the_clock(storage):
 def test_collection_timestamp_of_unwritten_partition_is_persisted(storage):
     before = _now_ms()
     first = storage.collection_timestamp(CID, "/users/new")
-    assert before - 1 <= first <= _now_ms() + 1
+    assert before - 5 <= first <= _now_ms() + 5  # slack: the server may read another CPU's clock
     time.sleep(0.01)
     assert storage.collection_timestamp(CID, "/users/new") == first
     record = storage.create(CID, "/users/new", {})
