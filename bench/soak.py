@@ -49,8 +49,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench.batch import basic, free_port, wait_ready  # noqa: E402
-
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+from bench.resources import PG_SERVER, recreate_database  # noqa: E402
 WORKERS = 2
 POOL_BUDGET = 25 + 5  # storage_pool_size + storage_maxoverflow (defaults), per worker
 
@@ -157,20 +156,6 @@ def run_wrk(url: str, users: list[str], pause_ms: int, seconds: int, connections
     requests = int(found.group(1))
     return {"requests": requests, "rate": requests / seconds, "p99_ms": float(found.group(2)),
             "failures": int(found.group(3)), "unexpected": int(found.group(4))}
-
-
-def recreate_database(name: str, drop_only: bool = False) -> None:
-    import pg8000.native
-
-    parts = urllib.parse.urlsplit(PG_SERVER)
-    connection = pg8000.native.Connection(parts.username, host=parts.hostname, port=parts.port,
-                                          database="postgres")
-    try:
-        connection.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            connection.run(f'CREATE DATABASE "{name}"')
-    finally:
-        connection.close()
 
 
 def sessions(name: str) -> int:
