@@ -32,8 +32,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from cliquet_wsgi.storage import COMPARISON, Filter, Sort
 
-__all__ = ["MISSING", "resolve", "rank", "json_equal", "like", "match", "sort_key", "sort_records", "apply", "DEFAULT_SORT",
-           "object_id_glob"]
+__all__ = ["MISSING", "resolve", "rank", "json_equal", "canonical_json", "as_list", "like", "match", "sort_key",
+           "sort_records", "apply", "DEFAULT_SORT", "object_id_glob"]
 
 #: Returned by :func:`resolve` for a field the record lacks.
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
@@ -81,7 +81,8 @@ def json_equal(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _canonical(value: Any) -> str:
+def canonical_json(value: Any) -> str:
+    """The JSON text that orders arrays and objects (keys sorted, no spaces, no escaping of non-ASCII)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -90,7 +91,7 @@ def _comparable(value: Any) -> tuple[int, Any]:
     if kind == _NULL:
         return (kind, 0)
     if kind in (_ARRAY, _OBJECT):
-        return (kind, _canonical(value))
+        return (kind, canonical_json(value))
     return (kind, value)
 
 
@@ -107,11 +108,12 @@ def like(value: Any, needle: Any) -> bool:
     if not isinstance(value, str):
         return False
     if not isinstance(needle, str):
-        needle = _canonical(needle)
+        needle = canonical_json(needle)
     return _like_regex(needle).search(value.lower()) is not None
 
 
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
+    """The values of an ``IN``/``EXCLUDE``/``CONTAINS`` filter: a list, or one value alone."""
     return list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
 
 
@@ -121,7 +123,7 @@ def _ordered(field_value: Any, value: Any) -> int | None:
     if kind != rank(value) or kind == _NULL:
         return None
     if kind in (_ARRAY, _OBJECT):
-        field_value, value = _canonical(field_value), _canonical(value)
+        field_value, value = canonical_json(field_value), canonical_json(value)
     return (field_value > value) - (field_value < value)
 
 
@@ -135,19 +137,19 @@ def match_filter(record: dict[str, Any], flt: Filter) -> bool:
     if op is COMPARISON.NOT:
         return field_value is MISSING or not json_equal(field_value, value)
     if op is COMPARISON.EXCLUDE:
-        return field_value is MISSING or not any(json_equal(field_value, v) for v in _as_list(value))
+        return field_value is MISSING or not any(json_equal(field_value, v) for v in as_list(value))
     if field_value is MISSING:
         return False
     if op is COMPARISON.EQ:
         return json_equal(field_value, value)
     if op is COMPARISON.IN:
-        return any(json_equal(field_value, v) for v in _as_list(value))
+        return any(json_equal(field_value, v) for v in as_list(value))
     if op is COMPARISON.LIKE:
         return like(field_value, value)
     if op in (COMPARISON.CONTAINS, COMPARISON.CONTAINS_ANY):
         if not isinstance(field_value, (list, tuple)):
             return False
-        found = (any(json_equal(item, v) for item in field_value) for v in _as_list(value))
+        found = (any(json_equal(item, v) for item in field_value) for v in as_list(value))
         return all(found) if op is COMPARISON.CONTAINS else any(found)
     order = _ordered(field_value, value)
     if order is None:

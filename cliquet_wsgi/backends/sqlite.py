@@ -371,10 +371,6 @@ def _negate(part: SQL) -> SQL:
     return f"(NOT coalesce({part[0]}, 0))", part[1]
 
 
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
-
-
 _ORDER_OPS = {COMPARISON.LT: "<", COMPARISON.GT: ">", COMPARISON.MIN: ">=", COMPARISON.MAX: "<="}
 
 
@@ -387,20 +383,20 @@ def compile_filter(flt: Filter) -> SQL:
     if op is COMPARISON.NOT:
         return _negate(field.values_in([value]))
     if op is COMPARISON.IN:
-        return field.values_in(_as_list(value))
+        return field.values_in(filtering.as_list(value))
     if op is COMPARISON.EXCLUDE:
-        return _negate(field.values_in(_as_list(value)))
+        return _negate(field.values_in(filtering.as_list(value)))
     if op is COMPARISON.HAS:
         present = f"(coalesce({field.type_sql}, 'null') != 'null')", list(field.type_params)
         return present if value else _negate(present)
     if op is COMPARISON.LIKE:
-        needle = value if isinstance(value, str) else _canonical_text(value)
+        needle = value if isinstance(value, str) else filtering.canonical_json(value)
         return field.typed(f"cliquet_like({field.value_sql}, ?)", field.value_params + [needle], "('text')")
     if op in (COMPARISON.CONTAINS, COMPARISON.CONTAINS_ANY):
         if field.field in ("id", "last_modified"):
             return "0", []
         elements = []
-        for element in _as_list(value):
+        for element in filtering.as_list(value):
             kind = _rank_of(element)
             if kind > 3:
                 raise _Unsupported("array or object element")
@@ -424,7 +420,8 @@ def compile_filter(flt: Filter) -> SQL:
         combined = _all_of(parts) if op is COMPARISON.CONTAINS else _any_of(parts)
         return f"(json_type(data, ?) = 'array' AND {combined[0]})", list(field.type_params) + combined[1]
     # LT GT MIN MAX: same JSON type only; arrays and objects by the text
-    # json_extract() gives, which is also what compile_sorting() orders by.
+    # json_extract() gives (_encode() stored canonical JSON), which is also
+    # what compile_sorting() orders by.
     kind = _rank_of(value)
     sql_op = _ORDER_OPS[op]
     condition = f"{field.value_sql} {sql_op} ?"
@@ -435,7 +432,7 @@ def compile_filter(flt: Filter) -> SQL:
     if kind == 3:
         return field.typed(condition, field.value_params + [value], "('text')")
     if kind in (4, 5) and field.field not in ("id", "last_modified"):
-        return field.typed(condition, field.value_params + [_canonical_text(value)],
+        return field.typed(condition, field.value_params + [filtering.canonical_json(value)],
                            "('array')" if kind == 4 else "('object')")
     return "0", []
 
@@ -466,11 +463,6 @@ def compile_sorting(sorting: Sequence[Sort]) -> SQL:
     if not any(sort.field == "id" for sort in sorting):
         terms.append("id ASC")
     return ", ".join(terms), params
-
-
-def _canonical_text(value: Any) -> str:
-    """JSON text as stored by :func:`_encode`, which is what ``json_extract()`` returns for arrays and objects."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
 def _encode(record: Mapping[str, Any]) -> str:

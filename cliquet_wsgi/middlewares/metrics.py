@@ -42,7 +42,6 @@ at the price of that delay, and of losing what waits if the process is killed.
 from __future__ import annotations
 
 import atexit
-import os
 import re
 import threading
 import time
@@ -52,7 +51,7 @@ from urllib.parse import urlsplit
 
 from cliquet_wsgi import environ as keys
 from cliquet_wsgi.errors import ConfigurationError
-from cliquet_wsgi.instrumentation import observe
+from cliquet_wsgi.instrumentation import observe, process_id
 from cliquet_wsgi.paste import make_filter_factory
 from cliquet_wsgi.registry import Registry, default_registry
 from cliquet_wsgi.settings import DEFAULTS
@@ -129,7 +128,7 @@ class _Datagrams:
         if not self._interval:
             self._send(payload)
             return
-        if self._pid != _pid:
+        if self._pid != process_id():
             self._start_flusher()
         now = _monotonic()
         with self._lock:
@@ -154,27 +153,14 @@ class _Datagrams:
 
     def _start_flusher(self) -> None:
         with self._lock:
-            if self._pid == _pid:
+            if self._pid == process_id():
                 return
             # NOTE: after a fork the parent's waiting lines are the parent's to send.
-            self._pid, self._waiting, self._size = _pid, [], 0
+            self._pid, self._waiting, self._size = process_id(), [], 0
         this = weakref.ref(self)
         threading.Thread(target=_flush_periodically, args=(this, self._interval), daemon=True,
                          name="statsd-flush").start()
         atexit.register(_flush_at_exit, this)
-
-
-#: This process's id. PERF: os.getpid() is a system call per request; the id
-#: only changes in a forked child, which the hook below updates.
-_pid = os.getpid()
-
-
-def _after_fork() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_after_fork)
 
 
 def _flush_periodically(reference: "weakref.ref[_Datagrams]", interval: float) -> None:

@@ -42,7 +42,6 @@ import json
 import logging
 import math
 import re
-import os
 import random
 import socket
 import sys
@@ -52,7 +51,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import unquote_plus
 
 from cliquet_wsgi import environ as keys
-from cliquet_wsgi.instrumentation import observe
+from cliquet_wsgi.instrumentation import observe, process_id
 from cliquet_wsgi.paste import make_filter_factory
 from cliquet_wsgi.registry import Registry, default_registry
 from cliquet_wsgi.rendering import json_dumps_bytes
@@ -339,7 +338,7 @@ def _lean_summary_record(name: str, args: tuple, template: dict[str, Any] | None
     attributes["thread"] = thread
     attributes["threadName"] = thread_name
     attributes["processName"] = process_name
-    attributes["process"] = _pid if logging.logProcesses else None
+    attributes["process"] = process_id() if logging.logProcesses else None
     if _TASK_NAMES:
         task_name = None
         if logging.logAsyncioTasks:
@@ -357,16 +356,6 @@ _new_record = object.__new__
 _get_level_name = logging.getLevelName
 #: Python 3.12 added LogRecord.taskName.
 _TASK_NAMES = hasattr(logging, "logAsyncioTasks")
-#: os.getpid() is a system call; the id changes only in a forked child.
-_pid = os.getpid()
-
-
-def _after_fork() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_after_fork)
 _template = _summary_template()
 
 

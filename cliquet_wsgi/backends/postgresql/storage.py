@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from cliquet_wsgi.backends.postgresql.base import PostgreSQLBackend, dumps, kind_setting
 from cliquet_wsgi.backends.postgresql.pool import Pool, is_database_error, sqlstate
+from cliquet_wsgi.filtering import as_list
 from cliquet_wsgi.storage import (
     COMPARISON,
     Filter,
@@ -73,10 +74,6 @@ def _has_nul(value: Any) -> bool:
     if isinstance(value, dict):
         return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
     return False
-
-
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
 
 
 def _text_array(parts: Sequence[str]) -> str:
@@ -170,7 +167,7 @@ class _SQL:
                 # PERF: one text[] parameter, served by the primary key, whatever the
                 # number of ids (a shareable listing may name thousands); ids are
                 # strings, so nothing else can match.
-                ids = [v for v in _as_list(value) if isinstance(v, str) and "\x00" not in v]
+                ids = [v for v in as_list(value) if isinstance(v, str) and "\x00" not in v]
                 array = self.param(_text_array(ids), "::text[]")
                 return f"r.id = ANY({array})" if op == COMPARISON.IN else f"r.id <> ALL({array})"
             column = self._column_condition("r.id", value, op, "::text", lambda v: isinstance(v, str))
@@ -205,7 +202,7 @@ class _SQL:
                 return f"{expr} = {self.json(value)}"
             return f"({expr} IS NULL OR {expr} <> {self.json(value)})"
         if op in (COMPARISON.IN, COMPARISON.EXCLUDE):
-            values = [v for v in _as_list(value) if not _has_nul(v)]
+            values = [v for v in as_list(value) if not _has_nul(v)]
             if not values:
                 return "FALSE" if op == COMPARISON.IN else "TRUE"
             # One jsonb array parameter: the statement text (and so its prepared
