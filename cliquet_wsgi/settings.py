@@ -209,7 +209,7 @@ DEFAULTS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     # monitoring
     "statsd_url": (None, optional(as_str)),
     "statsd_prefix": ("cliquet", as_str),
-    "statsd_flush_interval_seconds": (0.0, as_float),
+    "statsd_flush_interval_seconds": (0.5, as_float),
     "logging_renderer": ("classic", as_str),
     "profiler_enabled": (False, as_bool),
     "profiler_dir": ("/tmp", as_str),

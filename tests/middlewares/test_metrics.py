@@ -74,6 +74,8 @@ def make_app(extra: dict | None = None, status: str = "200 OK"):
 
 def build(server, app, registry=None, lint=True, **settings):
     registry = registry or Registry()
+    # Most tests read each request's datagram as it leaves.
+    settings.setdefault("statsd_flush_interval_seconds", 0.0)
     # Both linters warn on non-standard methods, which the unknown-method case sends on purpose.
     middleware = MetricsMiddleware(validator(app) if lint else app, registry=registry, statsd_url=server.url,
                                    **settings)
@@ -309,6 +311,28 @@ def test_packed_datagrams_never_exceed_the_mtu(statsd_server):
     assert len(datagrams) > 1
     assert all(len("\n".join(d).encode()) <= 1432 for d in datagrams)
     assert sum(len(d) for d in datagrams) == 12 * 3
+
+
+def test_lines_are_packed_by_default(statsd_server):
+    """Default 0.5 s: two requests' lines leave together from the flusher, not one datagram per request."""
+    middleware = MetricsMiddleware(validator(make_app({keys.ROUTE_NAME: "hello"})), registry=Registry(),
+                                   statsd_url=statsd_server.url)
+    app = webtest.TestApp(middleware)
+    app.get("/v1/")
+    app.get("/v1/")
+    statsd_server.sock.settimeout(0.1)
+    with pytest.raises(socket.timeout):
+        statsd_server.sock.recv(65535)
+    [lines] = statsd_server.datagrams(1)
+    assert [line for line in lines if not line.endswith("|ms")] == [
+        "cliquet.view.hello.GET:1|c", "cliquet.status.200:1|c"] * 2
+
+
+@pytest.mark.parametrize("interval", [-1, float("nan"), float("inf"), "soon", True])
+def test_bad_flush_interval_fails_at_startup(statsd_server, interval):
+    with pytest.raises(ConfigurationError, match="statsd_flush_interval_seconds"):
+        MetricsMiddleware(make_app(), registry=Registry(), statsd_url=statsd_server.url,
+                          statsd_flush_interval_seconds=interval)
 
 
 def test_zero_interval_sends_each_request_at_once(statsd_server):
