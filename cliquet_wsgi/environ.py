@@ -34,7 +34,9 @@ REQUEST_ID = "cliquet.request_id"
 #: Extra fields that inner layers add to the request summary log line (a dict).
 LOG_CONTEXT = "cliquet.log_context"
 
-#: Set to the batch's shared context dict in every batch sub-request.
+#: Set to the batch's shared context dict in every batch sub-request: ``size``
+#: (number of sub-requests), ``atomic`` (one transaction for all) and
+#: ``parent_headers`` (the batch request's own ``HTTP_*`` environ keys).
 BATCH = "cliquet.batch"
 #: Memo shared by one request (or a whole batch): e.g. principals per user id.
 MEMO = "cliquet.memo"

@@ -109,7 +109,8 @@ class ResourcesMiddleware:
 
     * ``resources``: Resource objects, classes or dotted paths (plus ``resource.<name>.*`` declarations).
     * ``readonly``: every method but GET/HEAD/OPTIONS answers 405.
-    * ``paginate_by``: default page size; ``storage_max_fetch_size``: maximum page size.
+    * ``paginate_by``: default page size; ``storage_max_fetch_size``: maximum page size (in a
+      batch of N requests, of all its pages together: each page holds at most 1/N of it).
     * ``strict_preconditions``: ETag equality instead of Cliquet's order comparison.
     * ``id_generator``: ``uuid4`` or dotted path of a callable making record ids.
     * ``retry_after_seconds``: ``Retry-After`` of 503 backend errors rendered here.
@@ -289,7 +290,7 @@ class ResourcesMiddleware:
             body_error=body_error,
             challenges=self._challenges(),
             paginate_by=self.paginate_by,
-            max_fetch_size=self.max_fetch_size,
+            max_fetch_size=self._max_page_size(environ),
             cache_expires_seconds=self.cache_expires.get(resource.name),
             response_behavior=(environ.get("HTTP_RESPONSE_BEHAVIOR") or "full").strip().lower(),
             next_page_base=lambda: self._endpoint_url(environ),
@@ -305,6 +306,20 @@ class ResourcesMiddleware:
         return kind, reply
 
     # -- helpers -----------------------------------------------------------------------
+
+    def _max_page_size(self, environ: dict[str, Any]) -> int:
+        """``storage_max_fetch_size``, shared out among the sub-requests of a batch.
+
+        RELIABILITY S11: a batch of 25 listings with ``_limit`` at the maximum
+        would otherwise hold 25 maximum pages in memory at once. Each of its
+        pages is capped at the maximum divided by the batch size (at least
+        1), and ends with ``Next-Page`` like any capped page.
+        """
+        batch = environ.get(keys.BATCH)
+        size = batch.get("size") if isinstance(batch, dict) else None
+        if type(size) is int and size > 1:
+            return max(1, self.max_fetch_size // size)
+        return self.max_fetch_size
 
     def _challenges(self) -> list[str] | None:
         challenges = getattr(self.registry, "challenges", None)
