@@ -441,6 +441,14 @@ _last_second: tuple[float, str] = (math.nan, "")
 def _iso_time(created: float) -> str:
     # Microseconds rounded from the fraction first, as datetime.fromtimestamp() does.
     global _last_second
+    cached_seconds, text = _last_second
+    # PERF: within the second of the last record, the fraction is this
+    # subtraction (exact, as modf's) and the text is known.
+    fraction = created - cached_seconds
+    if 0.0 <= fraction < 1.0:
+        micros = round(fraction * 1_000_000)
+        if micros < 1_000_000:
+            return text + _MILLISECONDS[micros // 1000]
     fraction, seconds = math.modf(created)
     micros = round(fraction * 1_000_000)
     if micros >= 1_000_000:
