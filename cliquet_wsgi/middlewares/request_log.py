@@ -211,6 +211,10 @@ def new_request_id() -> str:
 def _querystring(query: str) -> dict[str, str]:
     # PERF: parse_qsl costs more than the rest of the summary; values we do
     # not log are never decoded.
+    if query and "&" not in query and "%" not in query and "+" not in query:
+        # One parameter, nothing to decode (``?_limit=10``): the loop's result without the loop.
+        name, _, value = query.partition("=")
+        return {name: value[:256] if name in LOGGED_QUERY_VALUES else REDACTED}
     logged = {}
     for pair in query.split("&"):
         if not pair:

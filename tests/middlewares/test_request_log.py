@@ -631,3 +631,24 @@ def test_custom_record_factory_builds_the_summary(summaries):
     assert (SUMMARY_LOGGER, logging.INFO) in calls
     assert record.fields["querystring"] == {"_limit": "2"}
     assert record.getMessage() == f"GET /v1/ 200 {record.fields['t']}ms"
+
+
+@given(st.lists(st.one_of(st.sampled_from(["_limit", "_since", "_sort", "owner", "a+b", "%5Fsince", "x%zz", ""]),
+                          st.text(alphabet="ab_=%+5F", max_size=6)), max_size=4),
+       st.lists(st.text(alphabet="az09=+%2C_", max_size=8), max_size=4),
+       st.booleans())
+def test_summary_querystring_keeps_only_protocol_values(names, values, bare):
+    """_querystring (with its one-parameter shortcut) is the plain decode-every-pair reading, redacted."""
+    from urllib.parse import unquote_plus
+
+    from cliquet_wsgi.middlewares.request_log import LOGGED_QUERY_VALUES, REDACTED, _querystring
+
+    pairs = [name if bare and not value else f"{name}={value}" for name, value in zip(names, values)]
+    query = "&".join(pairs)
+    expected = {}
+    for pair in query.split("&"):
+        if pair:
+            name, _, value = pair.partition("=")
+            name = unquote_plus(name)
+            expected[name] = unquote_plus(value)[:256] if name in LOGGED_QUERY_VALUES else REDACTED
+    assert _querystring(query) == expected
