@@ -2,7 +2,8 @@
 
 Four scenarios, in-process through the default ``wrap()`` stack (Basic auth,
 one per-user resource ``/v1/articles``, as ``bench/resources_app.py`` builds
-it), on ``memory://`` and on PostgreSQL:
+it), on ``memory://``, on SQLite (the embedded default; a file in a
+temporary directory) and on PostgreSQL:
 
 * ``get_record``: GET one record of a 10-record collection;
 * ``post_record``: POST a new record;
@@ -34,6 +35,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 import urllib.parse
 from typing import Any, Callable
@@ -163,15 +165,16 @@ def postgresql_available() -> bool:
     return True
 
 
-def measure(backends: list[str], seconds: float, repeats: int) -> dict[str, Any]:
+def measure(backends: list[str], seconds: float, repeats: int, workdir: str) -> dict[str, Any]:
     from bench.resources_app import build_cliquet
 
     calibration_us = best_of(calibration, seconds, repeats)
     figures: dict[str, dict[str, float]] = {}
     for backend in backends:
-        storage_url = "memory://" if backend == "memory" else f"{PG_SERVER}/{DATABASE}"
         if backend == "postgresql" and not postgresql_available():
             continue
+        storage_url = {"memory": "memory://", "sqlite": f"sqlite:///{workdir}/baseline.sqlite",
+                       "postgresql": f"{PG_SERVER}/{DATABASE}"}[backend]
         try:
             app = build_cliquet(storage_url)
             runs = scenarios(app)
@@ -222,7 +225,7 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], threshold: float)
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--record", action="store_true", help=f"write the figures to {BASELINE}")
-    parser.add_argument("--backends", default="memory,postgresql")
+    parser.add_argument("--backends", default="memory,sqlite,postgresql")
     parser.add_argument("--seconds", type=float, default=0.5, help="about this long per repeat")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threshold", type=float, default=THRESHOLD, help="regression that fails (0.15 = 15 %%)")
@@ -232,7 +235,8 @@ def main() -> int:
     from cliquet_wsgi import __version__
 
     print(f"cliquet-wsgi {__version__}; calibration and scenarios, best of {args.repeats}:", flush=True)
-    current = measure(args.backends.split(","), args.seconds, args.repeats)
+    with tempfile.TemporaryDirectory() as workdir:
+        current = measure(args.backends.split(","), args.seconds, args.repeats, workdir)
     current.update(version=__version__, recorded=datetime.date.today().isoformat(), machine=machine())
     print(f"  calibration {current['calibration_us']:.2f} µs; scores (µs / calibration µs):")
     for name, figure in current["figures"].items():
