@@ -134,8 +134,7 @@ class RequestLogMiddleware:
         if supplied and REQUEST_ID_PATTERN.fullmatch(supplied):
             request_id = supplied
         else:
-            # PERF: new_request_id() inlined.
-            request_id = (_random_bits(128) & _UUID4_CLEAR | _UUID4_SET).to_bytes(16, "big").hex()
+            request_id = new_request_id()
         environ[keys.REQUEST_ID] = request_id
         if keys.LOG_CONTEXT not in environ:
             environ[keys.LOG_CONTEXT] = {}
@@ -262,8 +261,7 @@ def _log_summary(logger: logging.Logger, environ: dict, request_id: str, path: s
     # walk and the checks of extra keys (about 3 µs of the 10 µs budget).
     # The pathname is left empty: LogRecord would split __file__ on every request.
     args = (fields["method"], fields["path"], fields["code"], fields["t"])
-    # PERF: the factory read as getLogRecordFactory() returns it, without a Python-level call.
-    factory = getattr(logging, "_logRecordFactory", None) or logging.getLogRecordFactory()
+    factory = logging.getLogRecordFactory()
     if factory is _LogRecord and _template is not None:
         record = _lean_summary_record(logger.name, args)
     else:
@@ -337,8 +335,7 @@ def _lean_summary_record(name: str, args: tuple, template: dict[str, Any] | None
     record.__dict__ = attributes = (template or _template).copy()
     attributes["name"] = name
     attributes["args"] = args
-    # getLevelName(INFO) is this lookup unless INFO's name was removed.
-    attributes["levelname"] = _level_names.get(_INFO) or _get_level_name(_INFO)
+    attributes["levelname"] = _get_level_name(_INFO)
     attributes["created"] = created
     attributes["msecs"] = msecs
     attributes["relativeCreated"] = relative
@@ -361,7 +358,6 @@ def _lean_summary_record(name: str, args: tuple, template: dict[str, Any] | None
 
 _new_record = object.__new__
 _get_level_name = logging.getLevelName
-_level_names: dict[int, str] = getattr(logging, "_levelToName", {})
 #: Python 3.12 added LogRecord.taskName.
 _TASK_NAMES = hasattr(logging, "logAsyncioTasks")
 _template = _summary_template()
@@ -526,13 +522,8 @@ class JsonFormatter(logging.Formatter):
             "EnvVersion": "2.0",
             "Fields": fields,
         }
-        # Fields holds only JSON scalars and lists of strings now, so the
-        # fast encoder applies. PERF: json_dumps_bytes() inlined for orjson.
-        if _orjson is not None:
-            try:
-                return _orjson.dumps(envelope).decode("utf-8")
-            except TypeError:  # an integer beyond 64 bits
-                pass
+        # PERF: Fields holds only JSON scalars and lists of strings now, so
+        # the fast encoder applies (orjson with the speedups extra).
         return json_dumps_bytes(envelope).decode("utf-8")
 
 
