@@ -36,14 +36,15 @@ import os
 import platform
 import sys
 import tempfile
-import time
 import urllib.parse
 from typing import Any, Callable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.resources import PG_SERVER, base_environ, basic, record_body, recreate_database  # noqa: E402
+from bench.resources import (  # noqa: E402
+    PG_SERVER, basic, expect, measure as measure_calls, record_body, recreate_database, wsgi_client,
+)
 
 BASELINE = os.path.join(ROOT, "bench", "baseline.json")
 DATABASE = "cliquet_bench_baseline"
@@ -62,76 +63,40 @@ def calibration() -> None:
 
 def best_of(run: Callable[[], None], seconds: float, repeats: int) -> float:
     """Best wall-clock µs per call over ``repeats`` runs of about ``seconds`` each."""
-    for _ in range(3):
-        run()
-    start, calls = time.perf_counter(), 0
-    while time.perf_counter() - start < seconds / 5 or calls < 3:
-        run()
-        calls += 1
-    number = max(3, calls * 5)
-    best = float("inf")
-    for _ in range(repeats):
-        begin = time.perf_counter()
-        for _ in range(number):
-            run()
-        best = min(best, (time.perf_counter() - begin) / number * 1e6)
-    return best
-
-
-def call(app: Any, method: str, path: str, headers: dict, body: bytes = b"", query: str = "") -> tuple[str, bytes]:
-    environ = base_environ(method, path, headers, body)
-    environ["QUERY_STRING"] = query
-    answer: list[str] = []
-
-    def start_response(status, response_headers, exc_info=None):
-        answer.append(status)
-
-    result = app(environ, start_response)
-    try:
-        data = b"".join(result)
-    finally:
-        if hasattr(result, "close"):
-            result.close()
-    return answer[0], data
-
-
-def expect(answer: tuple[str, bytes], status: int, what: str) -> Any:
-    got, body = answer
-    if not got.startswith(f"{status} "):
-        raise SystemExit(f"{what} answered {got}, expected {status}: {body[:300]!r}")
-    return json.loads(body) if body else None
+    return measure_calls(run, seconds, repeats)["us"]
 
 
 def scenarios(app: Any) -> dict[str, Callable[[], None]]:
     """One call of each scenario per run, checked: an unexpected status stops the benchmark."""
     reader, writer = {"Authorization": basic("reader")}, {"Authorization": basic("writer")}
     json_headers = {"Content-Type": "application/json"}
+    request = wsgi_client(app)
     for n in range(10):
-        expect(call(app, "POST", "/v1/articles", {**reader, **json_headers}, record_body(n)), 201, "setup POST")
+        expect(request("POST", "/v1/articles", {**reader, **json_headers}, record_body(n)), 201, "setup POST")
     for n in range(100):  # the writer's collection exists before statistics are taken (see analyze())
-        expect(call(app, "POST", "/v1/articles", {**writer, **json_headers}, record_body(n)), 201, "setup POST")
-    listing = expect(call(app, "GET", "/v1/articles", reader), 200, "setup GET")["data"]
+        expect(request("POST", "/v1/articles", {**writer, **json_headers}, record_body(n)), 201, "setup POST")
+    listing = expect(request("GET", "/v1/articles", reader, b""), 200, "setup GET")["data"]
     record_path = f"/v1/articles/{listing[0]['id']}"
-    since = str(max(record["last_modified"] for record in listing))
+    poll_path = f"/v1/articles?_since={max(record['last_modified'] for record in listing)}"
     counter = itertools.count(1000)
 
     def get_record() -> None:
-        expect(call(app, "GET", record_path, reader), 200, "get_record")
+        expect(request("GET", record_path, reader, b""), 200, "get_record")
 
     def post_record() -> None:
-        expect(call(app, "POST", "/v1/articles", {**writer, **json_headers}, record_body(next(counter))), 201,
+        expect(request("POST", "/v1/articles", {**writer, **json_headers}, record_body(next(counter))), 201,
                "post_record")
 
     def batch_25() -> None:
         requests = [{"method": "POST", "path": "/articles", "body": {"data": {"title": f"t{next(counter)}"}}}
                     for _ in range(25)]
         body = json.dumps({"requests": requests}).encode()
-        responses = expect(call(app, "POST", "/v1/batch", {**writer, **json_headers}, body), 200, "batch_25")
+        responses = expect(request("POST", "/v1/batch", {**writer, **json_headers}, body), 200, "batch_25")
         if [r["status"] for r in responses["responses"]] != [201] * 25:
             raise SystemExit(f"batch_25: sub-responses {responses['responses'][:2]!r}…")
 
     def since_poll() -> None:
-        if expect(call(app, "GET", "/v1/articles", reader, query=f"_since={since}"), 200, "since_poll")["data"]:
+        if expect(request("GET", poll_path, reader, b""), 200, "since_poll")["data"]:
             raise SystemExit("since_poll: records newer than the latest one")
 
     return {"get_record": get_record, "post_record": post_record, "batch_25": batch_25, "since_poll": since_poll}

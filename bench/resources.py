@@ -128,8 +128,10 @@ def setup_fixtures(target: str, request: Client, kinto_layout: str = "explicit")
 
 
 def base_environ(method: str, path: str, headers: dict, body: bytes) -> dict:
+    """The environ of a request; ``path`` may carry a querystring."""
+    path, _, query = path.partition("?")
     environ = {
-        "REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": "",
+        "REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": query,
         "SERVER_NAME": "localhost", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
         "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "localhost:8000", "HTTP_ACCEPT": "application/json",
         "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,

@@ -456,7 +456,6 @@ def _iso_time(created: float) -> str:
     # PERF: gmtime() + strftime() cost more than the rest of the formatter;
     # records come in bursts within the same second. (A tuple is replaced as
     # a whole: threads see an old or a new pair, never a mix.)
-    cached_seconds, text = _last_second
     if seconds != cached_seconds:
         text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
         _last_second = (seconds, text)

@@ -97,9 +97,8 @@ def test_acl_matrix_through_batch(backend, make_registry, method, kind, who, sta
 # -- S11: a batch shares out the maximum page size ---------------------------------------------
 
 
-def capped_stack(make_registry, max_fetch_size: int) -> webtest.TestApp:
-    registry = make_registry(userid_hmac_secret="s" * 32, multiauth_policies="basicauth",
-                             storage_max_fetch_size=max_fetch_size)
+def articles_stack(registry) -> webtest.TestApp:
+    """The default stack with one per-user resource, configured by ``registry``'s settings."""
     return webtest.TestApp(wrap(hello_app, [Resource("article")], registry=registry,
                                 **{k: registry.settings[k] for k in ("storage_url", "userid_hmac_secret",
                                                                      "multiauth_policies", "storage_max_fetch_size")}))
@@ -114,7 +113,8 @@ def create_articles(app: webtest.TestApp, headers: dict[str, str], count: int, t
 
 
 def test_batch_listings_share_the_maximum_page_size(make_registry):
-    app = capped_stack(make_registry, max_fetch_size=10)
+    app = articles_stack(make_registry(userid_hmac_secret="s" * 32, multiauth_policies="basicauth",
+                                       storage_max_fetch_size=10))
     alice = basic("alice:1")
     create_articles(app, alice, 12)
     # Alone, a page holds up to storage_max_fetch_size records.
@@ -143,10 +143,8 @@ def test_batch_of_maximum_listings_stays_in_bounded_memory(tmp_path):
     from cliquet_wsgi.registry import Registry
     from cliquet_wsgi.settings import load_settings
 
-    registry = Registry(load_settings({"storage_url": "memory://", "userid_hmac_secret": "s" * 32,
-                                       "multiauth_policies": "basicauth"}, environ={}))
-    app = webtest.TestApp(wrap(hello_app, [Resource("article")], registry=registry, storage_url="memory://",
-                               userid_hmac_secret="s" * 32, multiauth_policies="basicauth"))
+    app = articles_stack(Registry(load_settings({"storage_url": "memory://", "userid_hmac_secret": "s" * 32,
+                                                 "multiauth_policies": "basicauth"}, environ={})))
     alice = basic("alice:1")
     create_articles(app, alice, 2000, text="x" * 1024)
     body = {"requests": [{"path": "/articles?_limit=10000"}] * 25}
