@@ -35,8 +35,11 @@ from tests.apps import limited_body
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIMIT = limited_body.LIMIT
-#: A response to a refused request must come at least this fast (no hang, no full read).
-QUICK_SECONDS = 2.0
+#: The socket timeout of a request whose body is never (fully) sent: a server
+#: waiting for that body would hang until its own channel timeout (30 s and
+#: more), so the read times out and the test fails. A hang guard, not a speed
+#: goal: the refusal itself takes milliseconds.
+HANG_GUARD_SECONDS = 5.0
 JSON = "application/json; charset=UTF-8"
 
 
@@ -56,14 +59,13 @@ def bad_utf8(location: str) -> bytes:
 
 
 class Response:
-    def __init__(self, status: int, headers: dict[str, str], body: bytes, elapsed: float) -> None:
-        self.status, self.headers, self.body, self.elapsed = status, headers, body, elapsed
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
 
 
-def exchange(port: int, *parts: bytes, timeout: float = 5.0) -> Response:
+def exchange(port: int, *parts: bytes, timeout: float = HANG_GUARD_SECONDS) -> Response:
     """Send ``parts`` on a new connection and read one response (framed by Content-Length)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        started = time.monotonic()
         for part in parts:
             sock.sendall(part)
         data = b""
@@ -85,7 +87,7 @@ def exchange(port: int, *parts: bytes, timeout: float = 5.0) -> Response:
             if not chunk:
                 break
             body += chunk
-        return Response(status, headers, body[:length], time.monotonic() - started)
+        return Response(status, headers, body[:length])
 
 
 def chunk(data: bytes) -> bytes:
@@ -187,7 +189,6 @@ def test_content_length_with_full_body(server_port, size, status):
         assert response.body == TOO_LARGE
     else:
         assert json.loads(response.body) == {"length": size}
-    assert response.elapsed < QUICK_SECONDS
 
 
 @pytest.mark.parametrize(
@@ -203,7 +204,6 @@ def test_chunked_body(server_port, chunks, status, payload):
     response = exchange(server_port, post_head("Transfer-Encoding: chunked\r\nConnection: close\r\n"), body)
     assert response.status == status
     assert response.body == (TOO_LARGE if status == 413 else json.dumps(payload).encode())
-    assert response.elapsed < QUICK_SECONDS
 
 
 def test_content_length_smaller_than_body(server_port):
@@ -244,21 +244,18 @@ def test_valid_utf8_path_reaches_the_app(server_port):
 
 def test_gunicorn_content_length_over_limit_refused_before_the_body(gunicorn_port):
     # Ten megabytes announced, not one byte sent: the answer cannot wait for the body.
-    response = exchange(gunicorn_port, post_head("Content-Length: 10485760\r\n"), timeout=QUICK_SECONDS)
+    response = exchange(gunicorn_port, post_head("Content-Length: 10485760\r\n"))
     assert response.status == 413
     assert response.body == TOO_LARGE
-    assert response.elapsed < QUICK_SECONDS
 
 
 def test_gunicorn_endless_chunked_body_refused_after_the_limit(gunicorn_port):
     # A chunked upload that never ends: 413 once limit + 1 bytes were read, without the terminating chunk.
     response = exchange(
         gunicorn_port, post_head("Transfer-Encoding: chunked\r\n"), chunk(b"x" * 700), chunk(b"y" * 700),
-        timeout=QUICK_SECONDS,
     )
     assert response.status == 413
     assert response.body == TOO_LARGE
-    assert response.elapsed < QUICK_SECONDS
 
 
 # -- waitress buffers the body before the app ---------------------------------------------------
@@ -278,10 +275,8 @@ def test_waitress_own_limit_stops_the_upload_itself():
     before = len(limited_body.calls)
     server, thread = start_waitress(threads=1, max_request_body_size=LIMIT)
     try:
-        response = exchange(server.effective_port, post_head("Content-Length: 10485760\r\n"),
-                            timeout=QUICK_SECONDS)
+        response = exchange(server.effective_port, post_head("Content-Length: 10485760\r\n"))
     finally:
         stop_waitress(server, thread)
     assert response.status == 413
-    assert response.elapsed < QUICK_SECONDS
     assert len(limited_body.calls) == before

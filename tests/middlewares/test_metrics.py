@@ -288,7 +288,7 @@ def test_whole_stack_with_every_monitoring_layer(statsd_server, tmp_path):
 
 def test_packed_lines_leave_together_when_requests_stop(statsd_server):
     """Two requests' lines wait, then the flusher sends them in one datagram within the interval."""
-    app, _ = build(statsd_server, make_app({keys.ROUTE_NAME: "hello"}), statsd_flush_interval_seconds=0.2)
+    app, _ = build(statsd_server, make_app({keys.ROUTE_NAME: "hello"}), statsd_flush_interval_seconds=1)
     app.get("/v1/")
     app.get("/v1/")
     [lines] = statsd_server.datagrams(1)

@@ -36,7 +36,7 @@ def test_one_file_per_request_named_after_it(tmp_path):
     [name] = os.listdir(tmp_path)
     match = re.fullmatch(r"POST\.v1\.batch\.(\d{6})ms\.(\d{10})\.prof", name)
     assert match, name
-    assert 2 <= int(match[1]) < 1000
+    assert int(match[1]) >= 2  # the view sleeps 2 ms
     assert before <= int(match[2]) <= time.time()
     stats = pstats.Stats(str(tmp_path / name))
     assert "busy_view" in {function for (_, _, function) in stats.stats}

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import math
 import struct
-import time
 
 import msgpack
 import pytest
@@ -222,9 +221,8 @@ JSON_CORPUS = [
 
 @pytest.mark.parametrize("body", JSON_CORPUS)
 def test_json_corpus_is_400(body):
-    start = time.perf_counter()
+    # RELIABILITY I3's "in under 100 ms" is measured by bench/hostile_input.py.
     error = raised(decode_body, JSON_TYPE, body)
-    assert time.perf_counter() - start < 0.1  # RELIABILITY I3
     description = error["details"][0]["description"]
     assert description.startswith("Invalid JSON request body: ")
     assert error == body_error(description)
@@ -258,9 +256,7 @@ MSGPACK_CORPUS = [
 @pytest.mark.parametrize("body", MSGPACK_CORPUS)
 @pytest.mark.parametrize("content_type", ["application/msgpack", "application/x-msgpack", "application/vnd.msgpack"])
 def test_msgpack_corpus_is_400(body, content_type):
-    start = time.perf_counter()
     error = raised(decode_body, content_type, body)
-    assert time.perf_counter() - start < 0.1  # RELIABILITY I3
     description = error["details"][0]["description"]
     assert description.startswith("Invalid msgpack request body: ")
     assert "\n" not in description and len(description) < 300

@@ -6,7 +6,6 @@ import importlib
 import json
 import re
 import string
-import time
 import uuid
 from urllib.parse import parse_qsl, urlsplit
 
@@ -347,13 +346,12 @@ def test_filter_values_limit_is_inclusive():
     assert parse([("in_a", "," * 999)]).filters[0].value == [""] * 1000
 
 
-def test_deep_json_value_is_fast():
-    start = time.perf_counter()
+def test_deep_json_value_is_a_string():
+    # Not parsed as JSON (no recursion): bench/hostile_input.py measures how fast.
     assert parse([("contains_a", "[" * 100_000)]).filters == [
         Filter("a", ["[" * 100_000], COMPARISON.CONTAINS)
     ]
     assert parse_filter_value("{" * 50_000) == "{" * 50_000
-    assert time.perf_counter() - start < 0.1
 
 
 def test_filter_errors_also_apply_to_delete():
