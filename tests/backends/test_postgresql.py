@@ -12,7 +12,6 @@ import importlib.util
 import multiprocessing
 import os
 import signal
-import socket
 import threading
 import time
 import uuid
@@ -27,6 +26,7 @@ from cliquet_wsgi.errors import BackendError, ConfigurationError
 from cliquet_wsgi.storage import COMPARISON, Filter, Sort, UnicityError
 from cliquet_wsgi.testing import POSTGRESQL_URL, require_service, tcp_reachable
 from cliquet_wsgi.testing.faults import BlackHole, hang_guard
+from tests.backends.pg_cluster import private_cluster
 
 pg8000 = pytest.importorskip("pg8000.dbapi")
 
@@ -226,11 +226,12 @@ def test_without_prepared_statements_nothing_is_prepared(url):
 
 
 def test_setting_turns_prepared_statements_off(url):
-    # A URL of its own: pools are shared per URL and sized by their first user.
-    own_url = f"{url}?test={uuid.uuid4().hex[:8]}"
-    storage = PostgreSQLStorage.from_settings({"storage_url": own_url, "storage_prepared_statements": False})
+    # URLs of their own (pools are shared per URL and set up by their first
+    # user); both sslmodes connect to any server.
+    storage = PostgreSQLStorage.from_settings({"storage_url": f"{url}?sslmode=prefer",
+                                               "storage_prepared_statements": False})
     assert storage.pool.prepare is False
-    default = PostgreSQLStorage.from_settings({"storage_url": own_url + "-default"})
+    default = PostgreSQLStorage.from_settings({"storage_url": f"{url}?sslmode=disable"})
     assert default.pool.prepare is True
 
 
@@ -468,69 +469,10 @@ def test_a_forked_child_never_uses_the_parents_connections(storage, pool):
     assert [r["id"] for r in records] == [parent_record["id"], child_id]
 
 
-PG_BIN = "/usr/lib/postgresql/15/bin"
-
-
-class _PrivateCluster:
-    """A throwaway PostgreSQL cluster on a free loopback port that the test may restart.
-
-    ``initdb`` refuses to run as root, so as root it runs as ``postgres``
-    (RELIABILITY §3, "PostgreSQL control").
-    """
-
-    def __init__(self, base: Any) -> None:
-        import shutil
-        import subprocess
-
-        self.subprocess = subprocess
-        bindir = os.environ.get("CLIQUET_TEST_PG_BIN", PG_BIN)
-        self.initdb, self.pg_ctl = os.path.join(bindir, "initdb"), os.path.join(bindir, "pg_ctl")
-        if not os.path.exists(self.initdb):
-            require_service("postgresql binaries", f"no initdb in {bindir} (set CLIQUET_TEST_PG_BIN)")
-        self.prefix: list[str] = []
-        if os.geteuid() == 0:
-            runuser = shutil.which("runuser")
-            if runuser is None:
-                require_service("runuser", "needed to run initdb as postgres when root")
-            self.prefix = [runuser, "-u", "postgres", "--"]
-        self.dir = os.path.join(str(base), "pgdata")
-        os.makedirs(self.dir)
-        if os.geteuid() == 0:
-            shutil.chown(str(base), "postgres")
-            shutil.chown(self.dir, "postgres")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self._run(self.initdb, "-D", self.dir, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *args: str) -> None:
-        self.subprocess.run(
-            [*self.prefix, *args], check=True, stdout=self.subprocess.DEVNULL, stderr=self.subprocess.DEVNULL,
-            timeout=60,
-        )
-
-    def ctl(self, action: str) -> None:
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(self.pg_ctl, "-D", self.dir, "-o", options, "-m", "fast", "-w", action)
-
-
 @pytest.fixture
 def cluster(url):
-    import shutil
-    import tempfile
-
-    # Not pytest's tmp_path: its parents are private to root, and postgres must enter.
-    base = tempfile.mkdtemp(prefix="cliquet-pgcluster-")
-    try:
-        cluster = _PrivateCluster(base)
-        cluster.ctl("start")
-        try:
-            yield cluster
-        finally:
-            cluster.ctl("stop")
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with private_cluster() as cluster:
+        yield cluster
 
 
 def test_restart_and_outage_are_survived_without_restarting_the_app(cluster):

@@ -17,6 +17,7 @@ What it guarantees:
   in one network round trip (see :class:`Cursor`), unless ``prepare`` is off;
 * connections carry ``application_name`` (``cliquet-wsgi``), a connect timeout,
   a socket timeout and a server-side ``statement_timeout``;
+* TLS follows the URL's ``sslmode`` (libpq's semantics, :mod:`.tls`);
 * every pg8000, socket and protocol error is translated into
   :class:`BackendError` at one boundary (:meth:`Pool.transaction`);
 * after ``fork()`` the child never reuses the parent's sockets.
@@ -35,6 +36,7 @@ from collections import OrderedDict, deque
 from typing import Any, Iterator, Sequence
 from urllib.parse import unquote, urlsplit
 
+from cliquet_wsgi.backends.postgresql.tls import make_context, negotiate, parse_tls
 from cliquet_wsgi.errors import BackendError, ConfigurationError
 from cliquet_wsgi.rendering import json_loads_stored
 
@@ -231,6 +233,9 @@ class Pool:
         self.url = url
         self.application_name = application_name
         self.params = parse_url(url)
+        #: TLS of new connections (``?sslmode=``…, see :mod:`.tls`); one context for all of them.
+        self.tls = parse_tls(url)
+        self._tls_context = make_context(self.tls)
         self.size = size
         self.max_overflow = max_overflow
         self.timeout = timeout
@@ -263,6 +268,7 @@ class Pool:
             # The handshake counts as connecting: a server that accepts but
             # never answers fails within connect_timeout.
             sock.settimeout(self.connect_timeout)
+            sock = negotiate(sock, self.tls, self._tls_context, p["host"])
             # NOTE: prepared statements must not switch to generic plans: a
             # filter's values (selectivity) choose the plan, as when unprepared.
             startup = {"TimeZone": "UTC", "plan_cache_mode": "force_custom_plan"}
@@ -273,6 +279,7 @@ class Pool:
                 password=p["password"],
                 database=p["database"],
                 sock=sock,
+                ssl_context=False,  # negotiated above (False means "no TLS" since pg8000 1.31)
                 application_name=self.application_name,
                 startup_params=startup,
             )
