@@ -1,7 +1,15 @@
-"""Suite-wide hook: no log record of the whole run may contain a test secret (RELIABILITY S9)."""
+"""Suite-wide settings: no log record of the whole run may contain a test secret (RELIABILITY S9);
+property tests are never judged by the clock.
+"""
 import logging
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Tests hold no timing: hypothesis's per-example deadline (200 ms) and its
+# "too slow" health check would fail a correct test on a loaded machine.
+settings.register_profile("cliquet", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("cliquet")
 
 from tests.secrets import SECRETS, SecretScanHandler
 
