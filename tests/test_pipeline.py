@@ -48,7 +48,8 @@ def test_hello(app):
     response = app.get("/v1/", headers=ALICE)
     assert response.status_int == 200
     assert response.headers["Content-Type"] == "application/json; charset=UTF-8"
-    assert response.headers["Vary"] == "Authorization"
+    # Origin: this request sent none, so no "Access-Control-Allow-Origin: *" (RELIABILITY S5).
+    assert response.headers["Vary"] == "Authorization, Origin"
     body = response.json
     assert body["user"]["id"] == ALICE_ID
     assert {k: body[k] for k in ("project_name", "project_version", "http_api_version",
@@ -131,10 +132,12 @@ def test_heartbeats(app):
 
 
 def test_cors_preflight_and_headers(app):
+    # RELIABILITY S5: the preflight needs no credentials (auth is on) and carries no data.
     preflight = app.options("/v1/articles", headers={
         "Origin": "https://app.example.org", "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "authorization, content-type"})
     assert preflight.status_int == 200
+    assert preflight.body == b""
     assert preflight.headers["Access-Control-Allow-Origin"] == "*"
     assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
     listing = app.get("/v1/articles", headers={**ALICE, "Origin": "https://app.example.org"})

@@ -1,4 +1,4 @@
-"""RELIABILITY I4 (and I2 for paths) over real sockets, against waitress and gunicorn.
+"""RELIABILITY I4 (and I2 for paths) and F11 over real sockets, against waitress and gunicorn.
 
 The app is :mod:`tests.apps.limited_body`: an echo app behind the errors
 middleware with ``max_body_bytes = 1024``. Requests are written byte by byte
@@ -13,6 +13,12 @@ What each server does before the app is called matters here:
   before calling the app, up to its own ``max_request_body_size`` (1 GiB by
   default). The middleware still answers 413 without the app reading it, but
   only waitress's ``max_request_body_size`` can stop the upload itself.
+
+F11 (clients that leave or never finish) uses :mod:`tests.apps.streaming`, the
+default stack (``wrap()``) around a streaming app, with one worker thread
+(waitress) or one sync worker (gunicorn): a request answered after a client
+left proves that the only worker was released, and the app reports whether
+the body's ``close()`` was called.
 """
 from __future__ import annotations
 
@@ -20,18 +26,22 @@ import http
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
+import uuid
+from wsgiref.validate import validator
 
 import pytest
 import waitress
 from waitress import wasyncore
 import waitress.server
+import webtest
 
 from cliquet_wsgi.errors import MESSAGES
-from tests.apps import limited_body
+from tests.apps import limited_body, streaming
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIMIT = limited_body.LIMIT
@@ -117,8 +127,10 @@ def wait_listening(port: int, process: subprocess.Popen, timeout: float = 20.0) 
     raise AssertionError(f"gunicorn did not listen on {port} within {timeout}s")
 
 
-def start_waitress(**options) -> tuple[waitress.server.BaseWSGIServer, threading.Thread]:
-    server = waitress.create_server(limited_body.application, host="127.0.0.1", port=0, **options)
+def start_waitress(
+    application=limited_body.application, **options
+) -> tuple[waitress.server.BaseWSGIServer, threading.Thread]:
+    server = waitress.create_server(application, host="127.0.0.1", port=0, **options)
     thread = threading.Thread(target=server.run, name="waitress-test", daemon=True)
     thread.start()
     return server, thread
@@ -143,14 +155,16 @@ def waitress_port():
         stop_waitress(server, thread)
 
 
-@pytest.fixture(scope="module")
-def gunicorn_port(tmp_path_factory):
+def run_gunicorn(tmp_path_factory, application: str, timeout_seconds: int):
+    """Serve ``application`` with one sync worker; yields the port, stops gunicorn afterwards."""
     port = free_port()
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     with open(log, "wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "-w", "1", "--timeout", "30",
-             "--no-control-socket", "tests.apps.limited_body:application"],
+            # --preload: the app is imported once, before the fork, so that a replaced
+            # worker is serving at once, well within the timeout even on a loaded machine.
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "-w", "1", "--preload",
+             "--timeout", str(timeout_seconds), "--no-control-socket", application],
             cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
         )
     try:
@@ -163,6 +177,11 @@ def gunicorn_port(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def gunicorn_port(tmp_path_factory):
+    yield from run_gunicorn(tmp_path_factory, "tests.apps.limited_body:application", 30)
 
 
 @pytest.fixture(params=["waitress", "gunicorn"])
@@ -280,3 +299,111 @@ def test_waitress_own_limit_stops_the_upload_itself():
         stop_waitress(server, thread)
     assert response.status == 413
     assert len(limited_body.calls) == before
+
+
+# -- F11: clients that leave, or never finish their request ------------------------------------
+
+#: Seconds of silence after which each server drops a connection (waitress's
+#: channel_timeout) or kills a worker that did not report back (gunicorn's timeout).
+CHANNEL_TIMEOUT_SECONDS = 2
+#: Hang guard of the requests that can only be answered after such a timeout
+#: (and, for gunicorn, the boot of a new worker): never reached when all is well.
+AFTER_TIMEOUT_GUARD_SECONDS = 30.0
+
+
+@pytest.fixture(scope="module")
+def streaming_waitress_port():
+    # One worker thread: a request still answered after a client left proves it was released.
+    server, thread = start_waitress(streaming.application, threads=1, channel_timeout=CHANNEL_TIMEOUT_SECONDS,
+                                    cleanup_interval=1)
+    try:
+        yield server.effective_port
+    finally:
+        stop_waitress(server, thread)
+
+
+@pytest.fixture(scope="module")
+def streaming_gunicorn_port(tmp_path_factory):
+    # NOTE: one more second than waitress: the arbiter needs a moment to replace a killed worker.
+    yield from run_gunicorn(tmp_path_factory, "tests.apps.streaming:application", CHANNEL_TIMEOUT_SECONDS + 1)
+
+
+@pytest.fixture(params=["waitress", "gunicorn"])
+def streaming_port(request):
+    return request.getfixturevalue(f"streaming_{request.param}_port")
+
+
+def reset_close(sock: socket.socket) -> None:
+    """Leave as a client that goes away does: RST at once, whatever the server still sends."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def get(port: int, target: str, timeout: float = HANG_GUARD_SECONDS) -> Response:
+    return exchange(port, f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode(),
+                    timeout=timeout)
+
+
+def events(port: int, request_id: str, timeout: float = HANG_GUARD_SECONDS) -> dict:
+    """What the app recorded for ``request_id``; served by the only worker, so after it was released."""
+    response = get(port, f"/v1/events?id={request_id}", timeout=timeout)
+    assert response.status == 200
+    return json.loads(response.body)
+
+
+def test_client_leaving_mid_response_closes_the_body_and_frees_the_worker(streaming_port):
+    request_id = uuid.uuid4().hex
+    with socket.create_connection(("127.0.0.1", streaming_port), timeout=HANG_GUARD_SECONDS) as sock:
+        sock.sendall(f"GET /v1/stream?id={request_id} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = sock.recv(65536)
+            assert data, "connection closed before the response started"
+            head += data
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        # 64 MiB are on their way: the server is still writing when the client leaves.
+        reset_close(sock)
+    # The body's close() ran (PEP 3333), through every layer of the stack, before the next request.
+    assert events(streaming_port, request_id) == {"closed": 1, "uploads": []}
+
+
+def test_client_leaving_mid_upload_frees_the_worker(streaming_port):
+    request_id = uuid.uuid4().hex
+    with socket.create_connection(("127.0.0.1", streaming_port), timeout=HANG_GUARD_SECONDS) as sock:
+        sock.sendall(f"POST /v1/upload?id={request_id} HTTP/1.1\r\nHost: localhost\r\n"
+                     "Content-Length: 100000\r\n\r\n".encode() + b"x" * 1000)
+        reset_close(sock)
+    # waitress never calls the app with a partial body; gunicorn's read fails: the app never
+    # takes 1,000 bytes for a complete upload, and the worker serves the next request.
+    assert events(streaming_port, request_id) == {"closed": 0, "uploads": []}
+
+
+def test_slowloris_is_cut_at_the_channel_timeout(streaming_port):
+    request_id = uuid.uuid4().hex
+    with socket.create_connection(("127.0.0.1", streaming_port), timeout=AFTER_TIMEOUT_GUARD_SECONDS) as slow:
+        # Headers that never end. waitress parses headers outside its worker threads;
+        # gunicorn's sync worker is stuck reading them until the arbiter replaces it.
+        slow.sendall(b"GET /v1/events?id=slow HTTP/1.1\r\nHost: loc")
+        # Another client is answered: by the free worker thread, or by gunicorn's new worker.
+        assert events(streaming_port, request_id, timeout=AFTER_TIMEOUT_GUARD_SECONDS) == {"closed": 0, "uploads": []}
+        # The slow connection is then closed by the server (gunicorn first writes its own 500).
+        received = b""
+        while True:
+            data = slow.recv(65536)
+            if not data:
+                break
+            received += data
+    assert received == b"" or received.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+
+
+def test_the_stack_forwards_close_when_the_server_stops_early():
+    """PEP 3333: a server that stops iterating calls close(); every layer passes it to the app's body."""
+    request_id = uuid.uuid4().hex
+    app = validator(streaming.application)
+    environ = webtest.TestRequest.blank(f"/v1/stream?id={request_id}").environ
+    started = []
+    body = app(environ, lambda status, headers, exc_info=None: started.append(status))
+    first = next(iter(body))
+    body.close()
+    assert (started, first) == (["200 OK"], streaming.CHUNK)
+    assert webtest.TestApp(app).get(f"/v1/events?id={request_id}").json == {"closed": 1, "uploads": []}

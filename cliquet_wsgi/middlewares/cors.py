@@ -95,8 +95,10 @@ class CORSMiddleware:
         # PERF: the answer for a given origin never changes; most clients send a handful.
         self._allowed: dict[str, bool] = {}
         self._base_exposed = ", ".join(BASE_EXPOSED)
-        self._expose_tail = (("Access-Control-Expose-Headers", self._base_exposed),)
-        self._allow_all_tail = (("Access-Control-Allow-Origin", "*"), *self._expose_tail)
+        self._allow_all_tail = (
+            ("Access-Control-Allow-Origin", "*"),
+            ("Access-Control-Expose-Headers", self._base_exposed),
+        )
 
     def allowed(self, origin: str) -> bool:
         known = self._allowed.get(origin)
@@ -119,14 +121,10 @@ class CORSMiddleware:
             if origin is not None or requested is not None:
                 return self._preflight(environ, start_response, origin, requested)
         decorate = self._decorate
-        # PERF: with "*", the headers to add depend on the origin only; they are
-        # appended directly unless an inner layer exposes more or set its own.
-        if not self.allow_all:
-            tail = None
-        elif origin is None:
-            tail = ()
-        else:
-            tail = self._allow_all_tail if self.allowed(origin) else self._expose_tail
+        # PERF: with "*" and an allowed origin, the headers to add are always the
+        # same; they are appended directly unless an inner layer exposes more or
+        # set its own. Every other answer needs "Vary: Origin" merged in.
+        tail = self._allow_all_tail if self.allow_all and origin is not None and self.allowed(origin) else None
 
         def cors_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
             extra = environ.get(keys.EXPOSE_HEADERS, exposed)
@@ -149,12 +147,15 @@ class CORSMiddleware:
         self, headers: list[tuple[str, str]], origin: str | None, extra: Iterable[str]
     ) -> list[tuple[str, str]]:
         result = [(k, v) for k, v in headers if k.lower() not in _OWNED_HEADERS]
-        if not self.allow_all:
-            # The answer depends on Origin whenever it is not "*" (S5), even without one.
+        allowed = origin is not None and self.allowed(origin)
+        if not (allowed and self.allow_all):
+            # S5, and the Fetch standard's "CORS protocol and HTTP caches": a response
+            # without "Access-Control-Allow-Origin: *" (another origin, a refused one, or
+            # none sent) must not be served from a cache to a request with another Origin.
             _add_vary(result, "Origin")
         if origin is None:
             return result
-        if self.allowed(origin):
+        if allowed:
             result.append(("Access-Control-Allow-Origin", "*" if self.allow_all else origin))
         if not extra:
             result.append(("Access-Control-Expose-Headers", self._base_exposed))

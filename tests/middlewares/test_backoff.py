@@ -62,6 +62,7 @@ def responding(status, headers=(("Content-Type", "application/json"), ("Content-
     ],
 )
 def test_headers(inner, settings, expected):
+    # RELIABILITY L3: Backoff on success, 304 and errors (through the whole stack and /batch: resources/test_stack.py).
     response = make(inner, **settings).get("/v1/x", expect_errors=True)
     assert response.headerlist == expected
 
@@ -108,6 +109,7 @@ def test_maintenance(path, status):
 @pytest.mark.filterwarnings("ignore::wsgiref.validate.WSGIWarning", "ignore::webtest.lint.WSGIWarning")
 @pytest.mark.parametrize("method", ["FOO", "TRACE", "DELETE"])
 def test_every_method_gets_backoff(method):
+    # RELIABILITY L3: whatever the method.
     assert make(backoff=1).request("/", method=method).headers["Backoff"] == "1"
 
 

@@ -303,6 +303,7 @@ def test_any_content_type_accepted():
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
 def test_other_methods_405(method):
+    # RELIABILITY I8 on the batch endpoint (TRACE, CONNECT, FOO: resources/test_stack.py).
     app, inner, _ = build()
     response = app.request("/v1/batch", method=method, status=405)
     assert response.headers["Allow"] == "POST"
@@ -555,6 +556,7 @@ def test_4xx_embedded_without_rollback(storage_url):
 
 
 def test_raised_500_rolls_back_everything(storage_url, caplog):
+    # RELIABILITY S6 for a batch sub-request: generic body, traceback in the log.
     app, inner, registry = build(storage_url)
     body = {"requests": [create("a"), {"method": "POST", "path": "/items/fail"}, create("b")]}
     with caplog.at_level(logging.ERROR):

@@ -1,4 +1,16 @@
-"""CORSMiddleware alone around a three-line app: actual requests, preflight, policy, settings."""
+"""CORSMiddleware alone around a three-line app: actual requests, preflight, policy, settings.
+
+RELIABILITY S5 is covered here: an origin outside the list gets no ACAO
+(``test_actual_requests``: not-allowed-no-acao, case-sensitive, crlf-origin-refused);
+credentials are never advertised, an inner ``Access-Control-Allow-Credentials`` or
+ACAO is replaced (``test_inner_cors_headers_are_replaced_never_credentials``);
+``null`` is never allowed (null-origin-never, preflight both-wrong, settings
+null-origin); ``Vary: Origin`` whenever ACAO is not ``*``
+(``test_vary_origin_whenever_acao_is_not_star``); preflight is answered without
+the app, hence without auth, and with an empty body
+(``test_preflight_answered_without_the_app``); CORS on 4xx/5xx
+(``test_cors_on_every_status``, and tests/middlewares/test_foundation_stack.py).
+"""
 from __future__ import annotations
 
 from wsgiref.validate import validator
@@ -40,7 +52,7 @@ def status_app(status, headers=()):
 @pytest.mark.parametrize(
     "origins, origin, expected",
     [
-        pytest.param("*", None, [], id="no-origin"),
+        pytest.param("*", None, [("Vary", "Origin")], id="no-origin"),
         pytest.param("*", "https://a.example", [("Access-Control-Allow-Origin", "*"),
                                                 ("Access-Control-Expose-Headers", BASE)], id="star"),
         pytest.param("https://*.example", "https://a.example",
@@ -51,7 +63,8 @@ def status_app(status, headers=()):
         pytest.param("https://*.example", None, [("Vary", "Origin")], id="vary-without-origin"),
         pytest.param("https://a.example", "https://A.example",
                      [("Vary", "Origin"), ("Access-Control-Expose-Headers", BASE)], id="case-sensitive"),
-        pytest.param("*", "null", [("Access-Control-Expose-Headers", BASE)], id="null-origin-never"),
+        pytest.param("*", "null", [("Vary", "Origin"), ("Access-Control-Expose-Headers", BASE)],
+                     id="null-origin-never"),
         pytest.param("https://*", "https://x\r\nSet-Cookie: a=1",
                      [("Vary", "Origin"), ("Access-Control-Expose-Headers", BASE)], id="crlf-origin-refused"),
         pytest.param("https://a.example http://b.example", "http://b.example",
@@ -103,7 +116,7 @@ def test_cors_on_every_status(inner):
                       ("Access-Control-Expose-Headers", BASE)], id="glob"),
         pytest.param("https://*.example", "https://evil.test",
                      [("Vary", "Origin"), ("Access-Control-Expose-Headers", BASE)], id="refused"),
-        pytest.param("*", "null", [("Access-Control-Expose-Headers", BASE)], id="null"),
+        pytest.param("*", "null", [("Vary", "Origin"), ("Access-Control-Expose-Headers", BASE)], id="null"),
     ],
 )
 def test_origin_answers_stay_right_beyond_the_origin_cache(origins, origin, expected):
@@ -119,6 +132,43 @@ def test_origin_answers_stay_right_beyond_the_origin_cache(origins, origin, expe
     for _ in range(2):  # cached or not, the same answer
         response = client.get("/", headers={"Origin": origin})
         assert response.headerlist[2:] == expected
+
+
+@pytest.mark.parametrize(
+    "origins, origin, expected",
+    [
+        pytest.param("*", None, [("Vary", "Accept, Origin")], id="star-no-origin"),
+        pytest.param("*", "https://a.example", [("Vary", "Accept"), ("Access-Control-Allow-Origin", "*"),
+                                                ("Access-Control-Expose-Headers", BASE)], id="star-allowed"),
+        pytest.param("*", "null", [("Vary", "Accept, Origin"), ("Access-Control-Expose-Headers", BASE)],
+                     id="star-null"),
+        pytest.param("*", "https://a.example\x7f", [("Vary", "Accept, Origin"),
+                                                    ("Access-Control-Expose-Headers", BASE)], id="star-malformed"),
+        pytest.param("https://a.example", None, [("Vary", "Accept, Origin")], id="list-no-origin"),
+        pytest.param("https://a.example", "https://a.example",
+                     [("Vary", "Accept, Origin"), ("Access-Control-Allow-Origin", "https://a.example"),
+                      ("Access-Control-Expose-Headers", BASE)], id="list-echoed"),
+        pytest.param("https://a.example", "https://evil.example",
+                     [("Vary", "Accept, Origin"), ("Access-Control-Expose-Headers", BASE)], id="list-refused"),
+    ],
+)
+@pytest.mark.parametrize("status", ["200 OK", "304 Not Modified", "404 Not Found", "500 Internal Server Error"])
+def test_vary_origin_whenever_acao_is_not_star(origins, origin, expected, status):
+    """S5: a response a cache may not give to another origin says so, whatever its status.
+
+    With ``*``, a request without Origin (or with a refused one) gets no ACAO:
+    served from a cache to a cross-origin request, the browser would refuse
+    it, unless ``Vary: Origin`` keeps the cache from doing so.
+    """
+    inner = status_app(status, [("Content-Length", "0"), ("Vary", "Accept")])
+    middleware = CORSMiddleware(inner, registry=Registry(load_settings(environ={})), cors_origins=origins)
+    environ = webtest.TestRequest.blank("/v1/x").environ
+    if origin is not None:
+        environ["HTTP_ORIGIN"] = origin
+    started = []
+    body = middleware(environ, lambda status, headerlist, exc_info=None: started.append((status, headerlist)))
+    assert b"".join(body) == b""
+    assert started == [(status, [("Content-Length", "0"), *expected])]
 
 
 def test_inner_layers_extend_exposed_headers():

@@ -111,6 +111,7 @@ def test_exceptions_become_protocol_errors(app, status, payload, extra, caplog):
 
 
 def test_unhandled_exception_is_logged_once_with_traceback_never_shown(caplog):
+    # RELIABILITY S6 (in a resource, a filter and /batch: resources/test_stack.py).
     caplog.set_level(logging.DEBUG)
     response = make(raise_after_start).get("/", expect_errors=True)
     text = response.body.decode()
@@ -231,6 +232,7 @@ class ClosingBody:
     ],
 )
 def test_close_is_forwarded(body_kwargs, status):
+    # RELIABILITY F11: close() reaches the app's body (over real sockets: tests/test_servers.py).
     inner = ClosingBody(**body_kwargs)
     response = make(inner.app).get("/", expect_errors=True)
     assert response.status_int == status

@@ -80,6 +80,7 @@ def assert_decorated(response):
     ],
 )
 def test_every_response_is_decorated(method, url, status, errno, extra):
+    # RELIABILITY L3 and S5: Backoff and CORS on redirects, 4xx, 5xx and heartbeats.
     response = stack().request(url, method=method, headers={"Origin": ORIGIN}, expect_errors=True)
     assert response.status_int == status
     assert_decorated(response)
@@ -92,6 +93,7 @@ def test_every_response_is_decorated(method, url, status, errno, extra):
 
 
 def test_exception_body_is_generic():
+    # RELIABILITY S6: the 500 body is generic.
     response = stack(error_info_link="https://x/issues").get("/v1/boom", expect_errors=True)
     assert response.body == compact({"code": 500, "errno": 999, "error": "Internal Server Error",
                                      "message": MESSAGES["undefined"], "info": "https://x/issues"})
@@ -141,6 +143,7 @@ def test_odd_methods_never_5xx(method, url):
 @hypothesis_settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(path=st.binary(max_size=40), query=st.binary(max_size=20))
 def test_arbitrary_bytes_never_5xx_nor_header_injection(path, query):
+    # RELIABILITY I6: no path reaches a header as CR/LF, never a 5xx.
     client = stack()
     url = "/" + quote(path, safe="") + ("?" + quote(query, safe="=&") if query else "")
     for prefix in ("", "/v1"):

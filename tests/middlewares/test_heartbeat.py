@@ -119,6 +119,7 @@ def test_lbheartbeat(method):
 @pytest.mark.parametrize("path", ["/__heartbeat__", "/__lbheartbeat__", "/__version__"])
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "FOO"])
 def test_other_methods(path, method):
+    # RELIABILITY I8 on the utility endpoints.
     response = make().request(path, method=method, expect_errors=True)
     assert response.status_int == 405
     assert response.headers["Allow"] == "GET,HEAD"

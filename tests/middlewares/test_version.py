@@ -60,6 +60,7 @@ UNKNOWN_URL = error(404, 111, MESSAGES["unknown_url"], "Not Found")
     ],
 )
 def test_redirects(method, url, settings, location):
+    # RELIABILITY S8 (configured-host) and I6 (crlf-path): Location is built from settings and escaped.
     response = make(**settings).request(url, method=method)
     assert response.status == "307 Temporary Redirect"
     assert response.headerlist == [*REDIRECT, ("Location", location)]
@@ -127,6 +128,7 @@ def test_utility_paths_pass_unprefixed(path):
     ],
 )
 def test_location_host(host, settings, location):
+    # RELIABILITY S8: a forged Host never reaches Location; http_host wins.
     middleware = VersionMiddleware(app, registry=registry(), **settings)
     environ = webtest.TestRequest.blank("/x").environ
     environ.update({"HTTP_HOST": host, "SERVER_NAME": "localhost", "SERVER_PORT": "80"})
@@ -272,6 +274,7 @@ def test_hello_head():
 @pytest.mark.filterwarnings("ignore::wsgiref.validate.WSGIWarning", "ignore::webtest.lint.WSGIWarning")
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "FOO"])
 def test_hello_other_methods(method):
+    # RELIABILITY I8 on hello.
     response = hello_app().request("/v1/", method=method, expect_errors=True)
     assert response.status_int == 405
     assert response.headers["Allow"] == "GET,HEAD"

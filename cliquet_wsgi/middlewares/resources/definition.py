@@ -13,8 +13,11 @@ import os
 import re
 from typing import Any, Callable, Iterable, Mapping
 
+import referencing
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from cliquet_wsgi.errors import ConfigurationError
 from cliquet_wsgi.registry import import_dotted
@@ -23,6 +26,10 @@ from cliquet_wsgi.registry import import_dotted
 UUID4_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 #: PROTOCOL §10.2: ids accepted for any other generator, and for parent path slots.
 GENERIC_PATTERN = r"[a-zA-Z0-9][a-zA-Z0-9_-]*"
+#: Longest id accepted in any path slot (record id or parent), whatever the pattern.
+#: NOTE: PostgreSQL cannot index a key of more than about 2.7 kB (partition and id
+#: together): longer ids would fail in the backend as a 503 instead of a 400 (RELIABILITY I6).
+MAX_ID_LENGTH = 255
 
 COLLECTION_METHODS = ("GET", "HEAD", "POST", "DELETE")
 RECORD_METHODS = ("GET", "HEAD", "PUT", "PATCH", "DELETE")
@@ -31,6 +38,7 @@ MODELS = ("user", "shareable")
 BUILTIN_FIELDS = frozenset({"id", "last_modified", "deleted"})
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
+_PARENT_SLOT = re.compile(GENERIC_PATTERN)
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 
 
@@ -121,16 +129,27 @@ class Resource:
         return f"<Resource {self.name!r} model={self.model!r}>"
 
 
-def _walk_refs(value: Any) -> Iterable[str]:
+#: Keywords whose value refers to another schema (JSON Schema 2020-12).
+_REF_KEYWORDS = ("$ref", "$dynamicRef")
+
+
+def _walk_refs(value: Any, resolver: referencing.Resolver, root: Any) -> Iterable[tuple[str, referencing.Resolver]]:
+    """``(reference, resolver)`` of every ``$ref``/``$dynamicRef`` in ``value``.
+
+    A subschema with an ``$id`` is a resource of its own: references inside it
+    resolve against it, as the validator will resolve them.
+    """
     if isinstance(value, dict):
+        if value is not root and isinstance(value.get("$id"), str):
+            resolver = resolver.in_subresource(DRAFT202012.create_resource(value))
         for key, sub in value.items():
-            if key == "$ref" and isinstance(sub, str):
-                yield sub
+            if key in _REF_KEYWORDS and isinstance(sub, str):
+                yield sub, resolver
             else:
-                yield from _walk_refs(sub)
+                yield from _walk_refs(sub, resolver, root)
     elif isinstance(value, list):
         for sub in value:
-            yield from _walk_refs(sub)
+            yield from _walk_refs(sub, resolver, root)
 
 
 class CompiledResource:
@@ -168,13 +187,19 @@ class CompiledResource:
             Draft202012Validator.check_schema(self.schema)
         except SchemaError as exc:
             raise ConfigurationError(f"Resource {self.name!r}: invalid JSON schema: {exc.message}") from None
-        for ref in _walk_refs(self.schema):
+        # An empty registry: no reference is ever retrieved, from the network or elsewhere.
+        registry: referencing.Registry = referencing.Registry()
+        resolver = registry.resolver_with_root(DRAFT202012.create_resource(self.schema))
+        for ref, scope in _walk_refs(self.schema, resolver, self.schema):
             # NOTE: remote $ref would mean fetching URLs while validating a request.
             if not ref.startswith("#"):
                 raise ConfigurationError(f"Resource {self.name!r}: only local $ref are allowed, got {ref!r}")
-        import referencing
-
-        self.validator = Draft202012Validator(self.schema, registry=referencing.Registry())
+            try:
+                scope.lookup(ref)
+            except Unresolvable:
+                # Here rather than as a 500 on every write that reaches the reference (S10).
+                raise ConfigurationError(f"Resource {self.name!r}: cannot resolve {ref!r} in the schema") from None
+        self.validator = Draft202012Validator(self.schema, registry=registry)
         self.strict = self.schema.get("additionalProperties", True) is False
         props = self.schema.get("properties") or {}
         self.properties = dict(props) if isinstance(props, dict) else {}
@@ -223,7 +248,9 @@ class CompiledResource:
 
     def valid_id(self, value: Any) -> bool:
         # Full match on str only: ``3.14`` or ``"abc\n"`` are refused (§10.2, §15 #37).
-        return isinstance(value, str) and self.id_regexp.fullmatch(value) is not None
+        return (
+            isinstance(value, str) and len(value) <= MAX_ID_LENGTH and self.id_regexp.fullmatch(value) is not None
+        )
 
     # -- paths ---------------------------------------------------------------------
 
@@ -250,6 +277,11 @@ class CompiledResource:
         if set(self.parent_slots) != set(_PLACEHOLDER.findall(record)) - {"id"}:
             raise ConfigurationError(f"Resource {self.name!r}: collection and record paths have different parents")
         self.nested = bool(self.parent_slots)
+
+    @staticmethod
+    def valid_parent_slot(value: str) -> bool:
+        """Whether a parent placeholder's value (``bucket_id`` in ``/buckets/{bucket_id}/…``) is acceptable."""
+        return len(value) <= MAX_ID_LENGTH and _PARENT_SLOT.fullmatch(value) is not None
 
     def collection_object_id(self, slots: Mapping[str, str]) -> str:
         """Path of the collection with parent slots filled: the ACL object id (§9.2)."""

@@ -9,7 +9,6 @@ differ from §10: write those as ordinary views of your application.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, Iterable, Mapping
 from urllib.parse import quote
 
@@ -28,7 +27,6 @@ from cliquet_wsgi.errors import (
 from cliquet_wsgi.middlewares.resources import codecs, preconditions
 from cliquet_wsgi.middlewares.resources import views
 from cliquet_wsgi.middlewares.resources.definition import CompiledResource, Resource, resource_from_settings
-from cliquet_wsgi.middlewares.resources.definition import GENERIC_PATTERN
 from cliquet_wsgi.middlewares.resources.permissions import Authorizer
 from cliquet_wsgi.middlewares.resources.routing import COLLECTION, Match, Router
 from cliquet_wsgi.registry import Registry, default_registry, import_dotted
@@ -38,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 _READ_METHODS = ("GET", "HEAD")
 _BODY_METHODS = ("POST", "PUT", "PATCH")
-_PARENT_SLOT = re.compile(GENERIC_PATTERN)
 
 #: §3: headers CORS must expose on resource responses, beyond the base set.
 EXPOSE_COLLECTION = ("Next-Page", "Total-Records", "Total-Objects", "Last-Modified", "ETag",
@@ -270,7 +267,7 @@ class ResourcesMiddleware:
         user_id = environ.get(keys.USER_ID) or None
         principals = list(environ.get(keys.PRINCIPALS) or ["system.Everyone"])
         for slot in resource.parent_slots:
-            if not _PARENT_SLOT.fullmatch(match.slots[slot]):
+            if not resource.valid_parent_slot(match.slots[slot]):
                 raise invalid_parameter("path", None, f"Invalid {slot}")
         params = query_params(environ)
         ctx = views.Context(

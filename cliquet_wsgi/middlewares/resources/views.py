@@ -150,21 +150,18 @@ def record_not_found() -> CliquetError:
 
 
 def conflict(ctx: "Context", error: UnicityError) -> CliquetError:
-    """409/122 (§10.10, §15 #3 #4); the existing record only if the requester may read it (S3)."""
+    """409/122 (§10.10, §15 #3 #4); the existing record and its id only if the requester may read it (S3)."""
     details: dict[str, Any] = {"field": error.field}
     existing_id = error.record.get("id")
+    message = f"Conflict of field {error.field}"
     if not ctx.resource.shareable or (
         isinstance(existing_id, str)
         and ctx.authorizer is not None
         and ctx.authorizer.allowed(ctx.record_oid(existing_id), "read", ctx.principals)
     ):
         details["existing"] = error.record
-    return CliquetError(
-        409,
-        ERRORS.CONSTRAINT_VIOLATED,
-        message=f"Conflict of field {error.field} on record {existing_id}",
-        details=details,
-    )
+        message += f" on record {existing_id}"
+    return CliquetError(409, ERRORS.CONSTRAINT_VIOLATED, message=message, details=details)
 
 
 # -- request checks -------------------------------------------------------------------

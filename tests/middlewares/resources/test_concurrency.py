@@ -1,8 +1,9 @@
-"""Concurrent conditional writes (RELIABILITY C1, C3) with real threads, on every backend."""
+"""Concurrent writes (RELIABILITY C1, C3, C4) with real threads, on every backend."""
 from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -94,6 +95,8 @@ def test_concurrent_posts_have_distinct_timestamps(app):
 
 
 def test_c4_concurrent_delete_and_patch(app):
+    # RELIABILITY C4 (first half): one record ends as its tombstone only, newer than every
+    # successful PATCH, and _since returns it.
     wsgi = app.app
     for _ in range(3):
         record = call(wsgi, "POST", "/articles", {"data": {"v": 0}})[1]["data"]
@@ -114,3 +117,57 @@ def test_c4_concurrent_delete_and_patch(app):
         assert call(wsgi, "GET", url)[0] == 404
         since = call(wsgi, "GET", f"/articles?_since={record['last_modified']}")[1]["data"]
         assert [r for r in since if r["id"] == record["id"]] == [tombstone]
+
+
+def test_c4_collection_deleted_while_its_records_are_written(app):
+    """RELIABILITY C4 (second half): DELETE of the collection races PATCHes of its records and new POSTs.
+
+    Whichever order the backend picks, every id ends as one live record or one
+    tombstone, never both; a tombstone is newer than every successful write of
+    its record; a record deleted never comes back; ``_since`` shows each end state.
+    """
+    wsgi = app.app
+    writers = 4
+    for _ in range(3):
+        call(wsgi, "DELETE", "/articles")  # the survivors of the previous round are not part of this one
+        existing = [call(wsgi, "POST", "/articles", {"data": {"v": 0}})[1]["data"] for _ in range(writers)]
+
+        def act(index):
+            if index == 0:
+                return "DELETE", *call(wsgi, "DELETE", "/articles")
+            if index <= writers:
+                record = existing[index - 1]
+                return "PATCH", *call(wsgi, "PATCH", f"/articles/{record['id']}", {"data": {"v": index}})
+            return "POST", *call(wsgi, "POST", "/articles", {"data": {"v": index}})
+
+        results = run_together(1 + 2 * writers, act)
+        outcomes = Counter((method, status) for method, status, _ in results)
+        assert outcomes[("DELETE", 200)] == 1
+        assert outcomes[("PATCH", 200)] + outcomes[("PATCH", 404)] == writers
+        assert outcomes[("POST", 201)] == writers
+        (deleted,) = [body["data"] for method, _, body in results if method == "DELETE"]
+        tombstones = {tombstone["id"]: tombstone for tombstone in deleted}
+        writes = {record["id"]: [record["last_modified"]] for record in existing}
+        posted = {}
+        for method, status, body in results:
+            if status in (200, 201) and method != "DELETE":
+                writes.setdefault(body["data"]["id"], []).append(body["data"]["last_modified"])
+                if method == "POST":
+                    posted[body["data"]["id"]] = body["data"]
+
+        since = existing[0]["last_modified"] - 1
+        listed = call(wsgi, "GET", f"/articles?_since={since}")[1]["data"]
+        assert Counter(entry["id"] for entry in listed) == Counter(set(writes))  # each id exactly once
+        for entry in listed:
+            record_id = entry["id"]
+            if entry.get("deleted"):
+                assert entry == tombstones[record_id]
+                assert entry["last_modified"] > max(writes[record_id])
+                assert call(wsgi, "GET", f"/articles/{record_id}") == (404, {"code": 404, "errno": 110,
+                                                                              "error": "Not Found"})
+            else:
+                # Only a record created after the DELETE is alive, exactly as its POST answered.
+                assert record_id not in tombstones
+                assert entry == posted[record_id]
+                assert call(wsgi, "GET", f"/articles/{record_id}") == (200, {"data": entry})
+        assert all(tombstones.get(record["id"]) is not None for record in existing)

@@ -136,6 +136,7 @@ def test_token_replayed_elsewhere_is_400(make_app):
 
 
 def test_next_page_uses_configured_host(make_app):
+    # RELIABILITY S8 for Next-Page (whole stack and /batch: test_stack.py).
     app = make_app([Resource("item")], http_host="public.example", http_scheme="https")
     fill(app, 2)
     response = app.get("/items?_limit=1", headers={**ALICE, "Host": "evil.example"})

@@ -219,8 +219,21 @@ def test_subclass_process_record(make_app):
 
 @pytest.mark.parametrize("kwargs,message", [
     pytest.param({"schema": {"type": "nonsense"}}, "invalid JSON schema", id="bad-schema"),
+    # RELIABILITY S10: a schema refers to nothing outside itself, and every reference resolves.
     pytest.param({"schema": {"properties": {"a": {"$ref": "http://evil.example/s.json"}}}}, "local $ref",
                  id="remote-ref"),
+    pytest.param({"schema": {"properties": {"a": {"$dynamicRef": "http://evil.example/s.json"}}}}, "local $ref",
+                 id="remote-dynamic-ref"),
+    pytest.param({"schema": {"properties": {"a": {"$ref": "other.json#/x"}}}}, "local $ref", id="relative-ref"),
+    pytest.param({"schema": {"properties": {"a": {"$ref": "#/$defs/missing"}}}}, "cannot resolve '#/$defs/missing'",
+                 id="unresolvable-pointer"),
+    pytest.param({"schema": {"properties": {"a": {"$dynamicRef": "#meta"}}}}, "cannot resolve '#meta'",
+                 id="unresolvable-anchor"),
+    pytest.param({"schema": {"$defs": {"b": {"$id": "https://schemas.example/b.json",
+                                             "properties": {"c": {"$ref": "#/$defs/c"}}}},
+                             "properties": {"a": {"$ref": "#/$defs/b"}}}}, "cannot resolve '#/$defs/c'",
+                 id="unresolvable-in-embedded-resource"),
+    pytest.param({"schema": {"properties": {"a": {"pattern": "("}}}}, "invalid JSON schema", id="bad-pattern-regex"),
     pytest.param({"model": "group"}, "model must be one of", id="bad-model"),
     pytest.param({"name": "Bad-Name"}, "Resource name", id="bad-name"),
     pytest.param({"id_pattern": "("}, "invalid id_pattern", id="bad-pattern"),
@@ -255,3 +268,50 @@ def test_local_refs_and_defs_work(make_app):
     app.post_json("/items", {"data": {"n": "abc"}}, headers=ALICE, status=201)
     response = app.post_json("/items", {"data": {"n": "abcd"}}, headers=ALICE, status=400)
     assert response.json["details"][0]["name"] == "data.n"
+
+
+def test_schema_references_never_reach_the_network(monkeypatch):
+    """RELIABILITY S10: ``$id``/``$schema`` URLs and references resolve inside the schema, offline.
+
+    Schemas come from the developer (code or a file named in the settings), never
+    through the API: the "pathological schema at write time" part of S10 does not
+    apply. Validation errors are 400 JSON like any other.
+    """
+    import socket
+    import urllib.request
+
+    import webtest
+
+    from cliquet_wsgi.middlewares.resources import ResourcesMiddleware
+    from cliquet_wsgi.registry import Registry
+    from cliquet_wsgi.settings import load_settings
+    from tests.middlewares.resources.conftest import HeaderUser, fallback_app
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a schema reference was fetched")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://schemas.example/bookmark.json",
+        "type": "object",
+        "properties": {"url": {"$ref": "#/$defs/url"}, "tags": {"$ref": "#/$defs/tags"}},
+        "$defs": {"url": {"type": "string", "maxLength": 20}, "tags": {"type": "array", "items": {"type": "string"}}},
+    }
+    registry = Registry(load_settings({"storage_url": "memory://"}, environ={}))
+    app = webtest.TestApp(HeaderUser(ResourcesMiddleware(fallback_app, registry=registry,
+                                                         resources=[Resource("bookmark", schema=schema)])))
+    created = app.post_json("/bookmarks", {"data": {"url": "https://a.org", "tags": ["x"]}}, headers=ALICE, status=201)
+    assert {k: created.json["data"][k] for k in ("url", "tags")} == {"url": "https://a.org", "tags": ["x"]}
+    response = app.post_json("/bookmarks", {"data": {"url": "https://a.org/" + "x" * 20, "tags": [1]}},
+                             headers=ALICE, status=400)
+    assert response.headers["Content-Type"] == "application/json; charset=UTF-8"
+    assert response.json == {
+        "code": 400, "errno": 107, "error": "Invalid parameters",
+        "message": "data.tags.0 in body: 1 is not a string",
+        "details": [
+            {"location": "body", "name": "data.tags.0", "description": "1 is not a string"},
+            {"location": "body", "name": "data.url", "description": f"'https://a.org/{'x' * 20}' is too long"},
+        ],
+    }

@@ -1,5 +1,15 @@
-"""Shareable resources (PROTOCOL §9): ACL matrix, listing restriction, permissions attribute."""
+"""Shareable resources (PROTOCOL §9): ACL matrix, listing restriction, permissions attribute.
+
+RELIABILITY S3 (nothing of another user's records in what a user sees):
+listings and ``_since`` (``test_listing_restricted_to_readable_and_no_foreign_tombstones``,
+and test_endpoints.py ``test_users_do_not_see_each_other`` for per-user resources),
+409 errors (``test_unique_conflict_shows_existing_only_to_readers``), and one
+401/403-vs-404 rule without existence oracle (the last section). The project has
+no ``/permissions`` endpoint nor default bucket (Kinto features).
+"""
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -115,6 +125,7 @@ def test_delete_collection_removes_aces_of_deleted_only(app, record):
 
 
 def test_listing_restricted_to_readable_and_no_foreign_tombstones(app, record):
+    # RELIABILITY S3 for shareable lists, _since and tombstones.
     owner = as_user(OWNER)
     hidden = app.post_json("/pages", {"data": {"title": "private"}}, headers=owner).json["data"]
     app.registry.permission.add_principal_to_ace("/pages", "write", user_id(OWNER))
@@ -143,6 +154,7 @@ def test_everyone_may_read_public_records(app):
 
 
 def test_missing_record_is_401_or_403_not_404(app):
+    # RELIABILITY S3: see also the last section of this module.
     app.get(f"/pages/{OTHER_ID}", status=401)
     app.get(f"/pages/{OTHER_ID}", headers=as_user(EVE), status=403)
 
@@ -216,12 +228,67 @@ def test_bound_permissions_hook(make_app):
 
 
 def test_unique_conflict_shows_existing_only_to_readers(make_app):
+    # RELIABILITY S3: neither the record nor its id reaches someone who cannot read it.
     app = make_app([Resource("link", model="shareable", unique_fields=("url",))],
                    link_create_principals="system.Authenticated")
     hidden = app.post_json("/links", {"data": {"url": "u"}}, headers=as_user(OWNER)).json["data"]
     response = app.post_json("/links", {"data": {"url": "u"}}, headers=as_user(EVE), status=409)
-    assert response.json["details"] == {"field": "url"}
-    assert response.json["message"] == f"Conflict of field url on record {hidden['id']}"
+    assert response.json == {"code": 409, "errno": 122, "error": "Conflict", "message": "Conflict of field url",
+                             "details": {"field": "url"}}
+    assert hidden["id"] not in response.text and user_id(OWNER) not in response.text
     app.registry.permission.add_principal_to_ace(f"/links/{hidden['id']}", "read", user_id(READER))
     response = app.post_json("/links", {"data": {"url": "u"}}, headers=as_user(READER), status=409)
-    assert response.json["details"] == {"field": "url", "existing": hidden}
+    assert response.json == {"code": 409, "errno": 122, "error": "Conflict",
+                             "message": f"Conflict of field url on record {hidden['id']}",
+                             "details": {"field": "url", "existing": hidden}}
+
+
+# -- RELIABILITY S3: one 403-vs-404 rule, no existence oracle ---------------------------------------
+
+
+def same_answer(app, method, paths, headers):
+    """Status, headers and body of ``method`` on each path: they must not tell the paths apart."""
+    answers = []
+    for path in paths:
+        response = app.request(path, method=method, body=b'{"data": {"title": "x"}}',
+                               headers={**headers, "Content-Type": "application/json"}, expect_errors=True)
+        answers.append((response.status, response.headerlist, response.body))
+    assert answers.count(answers[0]) == len(answers), answers
+    return answers[0]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PATCH", "DELETE", "PUT"])
+@pytest.mark.parametrize("who, status", [pytest.param(None, 401, id="anonymous"), pytest.param(EVE, 403, id="eve")])
+def test_unreadable_missing_and_deleted_records_answer_alike(app, record, method, who, status):
+    """Shareable rule (PROTOCOL §9.2): without the permission, 401/403 whether the record exists or not."""
+    deleted = app.post_json("/pages", {"data": {}}, headers=as_user(OWNER)).json["data"]["id"]
+    app.delete(f"/pages/{deleted}", headers=as_user(OWNER))
+    paths = [f"/pages/{record['data']['id']}", f"/pages/{OTHER_ID}", f"/pages/{deleted}"]
+    status_line, _, body = same_answer(app, method, paths, as_user(who))
+    assert int(status_line[:3]) == status
+    if method != "HEAD":
+        assert json.loads(body) == (UNAUTHORIZED if who is None else FORBIDDEN)
+
+
+def test_404_only_for_whom_may_read_it(make_app):
+    """With the permission (here from the settings), a missing or deleted record is a 404, as on user resources."""
+    app = make_app([Resource("page", model="shareable")], page_create_principals="system.Authenticated",
+                   page_read_principals="system.Authenticated", page_write_principals="system.Authenticated")
+    deleted = app.post_json("/pages", {"data": {}}, headers=as_user(OWNER)).json["data"]["id"]
+    app.delete(f"/pages/{deleted}", headers=as_user(OWNER))
+    for method in ("GET", "PATCH", "DELETE"):
+        status_line, _, body = same_answer(app, method, [f"/pages/{OTHER_ID}", f"/pages/{deleted}"], as_user(EVE))
+        assert (status_line, json.loads(body)) == ("404 Not Found", {"code": 404, "errno": 110, "error": "Not Found"})
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PATCH", "DELETE"])
+def test_another_users_record_answers_as_a_missing_one(make_app, method):
+    """User resources (PROTOCOL §9.1): bob's record, a deleted one and a never-created one are the same 404."""
+    app = make_app([Resource("article")])
+    theirs = app.post_json("/articles", {"data": {}}, headers=as_user("bob")).json["data"]["id"]
+    mine = app.post_json("/articles", {"data": {}}, headers=as_user("alice")).json["data"]["id"]
+    app.delete(f"/articles/{mine}", headers=as_user("alice"))
+    paths = [f"/articles/{theirs}", f"/articles/{mine}", f"/articles/{OTHER_ID}"]
+    status_line, _, body = same_answer(app, method, paths, as_user("alice"))
+    assert status_line == "404 Not Found"
+    assert body == (b"" if method == "HEAD" else b'{"code":404,"errno":110,"error":"Not Found"}')
