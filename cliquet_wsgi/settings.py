@@ -18,6 +18,7 @@ from datetime import date, datetime
 from typing import Any, Callable, Mapping
 
 from cliquet_wsgi.errors import ConfigurationError
+from cliquet_wsgi.urls import check_http_host
 
 # -- converters ----------------------------------------------------------------------
 
@@ -353,6 +354,7 @@ def version_prefix(settings: Mapping[str, Any]) -> str:
 def _check(settings: dict[str, Any]) -> None:
     if settings["http_scheme"] not in (None, "http", "https"):
         raise ConfigurationError(f"Setting 'http_scheme' must be http or https, got {settings['http_scheme']!r}")
+    check_http_host(settings["http_host"])
     if settings["logging_renderer"] not in ("classic", "json"):
         raise ConfigurationError(
             f"Setting 'logging_renderer' must be classic or json, got {settings['logging_renderer']!r}"

@@ -23,7 +23,6 @@ from cliquet_wsgi.errors import (
     ERRORS,
     MESSAGES,
     CliquetError,
-    ConfigurationError,
     error_response,
     method_not_allowed,
     not_found,
@@ -32,6 +31,7 @@ from cliquet_wsgi.paste import make_filter_factory
 from cliquet_wsgi.registry import Registry, default_registry
 from cliquet_wsgi.rendering import JSON_CONTENT_TYPE, json_dumps, status_line
 from cliquet_wsgi.settings import load_settings, version_prefix
+from cliquet_wsgi.urls import check_http_host, request_origin
 
 #: Served unprefixed too: load balancers do not follow redirects.
 UTILITY_PATHS = frozenset({"/__heartbeat__", "/__lbheartbeat__", "/__version__"})
@@ -39,7 +39,6 @@ UTILITY_PATHS = frozenset({"/__heartbeat__", "/__lbheartbeat__", "/__version__"}
 CLIQUET_PROTOCOL_VERSION = "2"
 
 _VERSION_SEGMENT = re.compile(r"/v\d+(/|$)")
-_HOST = re.compile(r"([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?")
 # pchar of RFC 3986 (besides the letters, digits and "_.-~" quote() always keeps).
 _PATH_SAFE = "/!$&'()*+,;=:@"
 # Printable ASCII except space: existing escapes in the querystring are kept.
@@ -166,9 +165,7 @@ class VersionMiddleware:
             "cliquet_protocol_version": CLIQUET_PROTOCOL_VERSION,
         }
         self.http_scheme = settings["http_scheme"]
-        self.http_host = settings["http_host"]
-        if self.http_host is not None and not _HOST.fullmatch(self.http_host):
-            raise ConfigurationError(f"Setting 'http_host' must be a host[:port], got {self.http_host!r}")
+        self.http_host = check_http_host(settings["http_host"])
         self.redirect_prefix = settings["version_prefix_redirect_enabled"]
         self.redirect_trailing_slash = settings["trailing_slash_redirect_enabled"]
         self.eos, self.eos_text = self._eos(settings["eos"])
@@ -279,19 +276,7 @@ class VersionMiddleware:
         return url
 
     def _build_base_url(self, environ: dict[str, Any], script_name: str) -> str:
-        scheme = self.http_scheme or environ.get("wsgi.url_scheme") or "http"
-        host = self.http_host
-        if host is None:
-            host = environ.get("HTTP_HOST", "")
-            if not _HOST.fullmatch(host):
-                # A forged or missing Host never reaches a generated URL (S8).
-                host = environ.get("SERVER_NAME", "localhost")
-                port = environ.get("SERVER_PORT", "")
-                if port and port != ("443" if scheme == "https" else "80"):
-                    host = f"{host}:{port}"
-                if not _HOST.fullmatch(host):
-                    host = "localhost"
-        return f"{scheme}://{host}{_quote(script_name, _PATH_SAFE)}"
+        return request_origin(environ, self.http_scheme, self.http_host) + _quote(script_name, _PATH_SAFE)
 
     def _redirect(
         self, environ: dict[str, Any], start_response: Callable[..., Any], path: str, script_name: str | None = None

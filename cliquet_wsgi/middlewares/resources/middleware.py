@@ -30,6 +30,7 @@ from cliquet_wsgi.middlewares.resources.definition import CompiledResource, Reso
 from cliquet_wsgi.middlewares.resources.permissions import Authorizer
 from cliquet_wsgi.middlewares.resources.routing import COLLECTION, Match, Router
 from cliquet_wsgi.registry import Registry, default_registry, import_dotted
+from cliquet_wsgi.urls import check_http_host, request_origin
 from cliquet_wsgi.rendering import status_line
 
 logger = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ class ResourcesMiddleware:
         self.strict_preconditions = bool(strict_preconditions)
         self.retry_after_seconds = retry_after_seconds
         self.http_scheme = http_scheme
-        self.http_host = http_host
+        self.http_host = check_http_host(http_host)
         self.resources = [
             CompiledResource(r, default_id_generator=id_generator) for r in load_resources(resources, settings)
         ]
@@ -327,12 +328,5 @@ class ResourcesMiddleware:
 
     def _endpoint_url(self, environ: Mapping[str, Any]) -> str:
         """Absolute URL of the requested endpoint, without querystring (Next-Page base)."""
-        scheme = self.http_scheme or environ.get("wsgi.url_scheme", "http")
-        host = self.http_host or environ.get("HTTP_HOST")
-        if not host:
-            host = environ.get("SERVER_NAME", "localhost")
-            port = str(environ.get("SERVER_PORT", ""))
-            if port and port != {"http": "80", "https": "443"}.get(scheme):
-                host = f"{host}:{port}"
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        return f"{scheme}://{host}{quote(path.encode('latin-1'), safe='/')}"
+        return request_origin(environ, self.http_scheme, self.http_host) + quote(path.encode("latin-1"), safe="/")

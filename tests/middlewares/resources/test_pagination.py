@@ -143,6 +143,23 @@ def test_next_page_uses_configured_host(make_app):
     assert response.headers["Next-Page"].startswith("https://public.example/items?_limit=1&_token=")
 
 
+@pytest.mark.parametrize(
+    "host, origin",
+    [
+        pytest.param("api.example:8443", "http://api.example:8443", id="well-formed-host-kept"),
+        pytest.param("evil.example/x?", "http://localhost", id="path-in-host"),
+        pytest.param("user@evil.example", "http://localhost", id="userinfo-in-host"),
+        pytest.param("evil example", "http://localhost", id="space-in-host"),
+    ],
+)
+def test_next_page_without_http_host_never_carries_a_forged_host(make_app, host, origin):
+    # The same rule as the version layer's redirects (cliquet_wsgi.urls).
+    app = make_app([Resource("item")])
+    fill(app, 2)
+    response = app.get("/items?_limit=1", headers={**ALICE, "Host": host})
+    assert response.headers["Next-Page"].startswith(f"{origin}/items?_limit=1&_token=")
+
+
 def test_shareable_listing_paginates_over_readable_records(make_app):
     app = make_app([Resource("page", model="shareable")], page_create_principals="system.Authenticated")
     owner = as_user("owner")
