@@ -4,7 +4,8 @@ Use it once per stack, below CORS and backoff (so that their headers decorate
 the errors it renders) and above every layer that can raise. It also rejects
 inputs that would otherwise crash a layer below: request bodies over
 ``max_body_bytes`` (413/113) and paths or querystrings that are not UTF-8
-(400/107). Do not use it if an outer framework already renders errors in its
+(400/107); a connection lost while the app reads the body is a 400/107
+logged at INFO (:class:`ClientInput`). Do not use it if an outer framework already renders errors in its
 own format and clients do not speak the Cliquet protocol.
 
 NOTE(errors): the body limit can only stop uploads that the server streams to
@@ -85,19 +86,86 @@ def _too_large() -> CliquetError:
     return CliquetError(413, ERRORS.REQUEST_TOO_LARGE, message=MESSAGES["too_large"])
 
 
-class LimitedInput:
+def _body_incomplete() -> CliquetError:
+    return invalid_parameter("body", None, "Request body incomplete: the connection was lost while reading it")
+
+
+class ClientInput:
+    """``wsgi.input`` of a request with a body: a client that goes away mid-upload is a 400, not a 500.
+
+    A reset connection (``ConnectionResetError``, gunicorn's ``NoMoreData``,
+    a socket timeout: all ``OSError``) while the app reads the body becomes
+    a :class:`CliquetError` 400/107, logged at INFO: nobody is there to read
+    the answer, and an ERROR with a traceback (and a Sentry event) for every
+    mobile client that lost its network would bury the real errors. ``gone``
+    stays true afterwards, so the middleware answers so even when the app
+    catches the exception and renders something else.
+    """
+
+    __slots__ = ("_stream", "gone")
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.gone = False
+
+    def _lost(self, exc: OSError) -> CliquetError:
+        self.gone = True
+        logger.info("Connection lost while reading the request body: %r", exc)
+        return _body_incomplete()
+
+    def _read(self, size: int) -> bytes:
+        try:
+            return self._stream.read(size)
+        except OSError as exc:
+            raise self._lost(exc) from None
+
+    def _readline(self, size: int) -> bytes:
+        try:
+            return self._stream.readline(size)
+        except OSError as exc:
+            raise self._lost(exc) from None
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._read(-1 if size is None else size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._readline(-1 if size is None else size)
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        lines = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+
+class LimitedInput(ClientInput):
     """``wsgi.input`` for bodies of unknown length: 413 once more than ``limit`` bytes are read.
 
     Never reads more than ``limit + 1`` bytes from the server's stream.
     ``exceeded`` stays true afterwards, so the middleware answers 413 even when
-    the app catches the exception and renders something else.
+    the app catches the exception and renders something else. A lost
+    connection is a 400, as for :class:`ClientInput`.
     """
 
     # PERF: built for every request without Content-Length (most GETs).
-    __slots__ = ("_stream", "_limit", "_count", "exceeded")
+    __slots__ = ("_limit", "_count", "exceeded")
 
     def __init__(self, stream: Any, limit: int) -> None:
         self._stream = stream
+        self.gone = False
         self._limit = limit
         self._count = 0
         self.exceeded = False
@@ -124,13 +192,13 @@ class LimitedInput:
             # stream may return less than asked.
             parts = []
             while allowance > 0:
-                part = self._stream.read(allowance)
+                part = self._read(allowance)
                 if not part:
                     break
                 parts.append(self._account(part))
                 allowance = self._allowance(None)
             return b"".join(parts)
-        return self._account(self._stream.read(allowance))
+        return self._account(self._read(allowance))
 
     def readline(self, size: int | None = -1) -> bytes:
         if self.exceeded:
@@ -138,26 +206,7 @@ class LimitedInput:
         allowance = self._allowance(size)
         if allowance <= 0:
             return b""
-        return self._account(self._stream.readline(allowance))
-
-    def readlines(self, hint: int | None = -1) -> list[bytes]:
-        lines = []
-        total = 0
-        while True:
-            line = self.readline()
-            if not line:
-                return lines
-            lines.append(line)
-            total += len(line)
-            if hint is not None and 0 < hint <= total:
-                return lines
-
-    def __iter__(self) -> Iterator[bytes]:
-        while True:
-            line = self.readline()
-            if not line:
-                return
-            yield line
+        return self._account(self._readline(allowance))
 
 
 class _Capture:
@@ -271,16 +320,19 @@ class ErrorsMiddleware:
                 check_encoding(environ)
             except CliquetError as error:
                 return self._render(environ, start_response, error)
-        limited = None
+        body_input: ClientInput | None = None
+        length = environ.get("CONTENT_LENGTH", "")
         if self.max_body_bytes:
-            length = environ.get("CONTENT_LENGTH", "")
             if length:
                 error = self._length_error(length)
                 if error is not None:
                     return self._render(environ, start_response, error)
             else:
                 # No Content-Length: chunked upload (wsgi.input_terminated) or no body.
-                limited = environ["wsgi.input"] = LimitedInput(environ["wsgi.input"], self.max_body_bytes)
+                body_input = environ["wsgi.input"] = LimitedInput(environ["wsgi.input"], self.max_body_bytes)
+        if body_input is None and length and length != "0":
+            # PERF: only requests announcing a body pay for the wrapper.
+            body_input = environ["wsgi.input"] = ClientInput(environ["wsgi.input"])
 
         capture = _Capture(start_response)
         app_iter: Any = None
@@ -296,11 +348,15 @@ class ErrorsMiddleware:
                 _close(app_iter)
             return self._render_exception(environ, start_response, exc, capture)
 
-        if not capture.sent:
-            if limited is not None and limited.exceeded:
-                # The app swallowed our 413 (Django turns it into its 500 page).
+        if not capture.sent and body_input is not None:
+            # The app swallowed our 413 or 400 (Django turns them into its 500 page).
+            if getattr(body_input, "exceeded", False):
                 _close(app_iter)
                 return self._render(environ, start_response, _too_large())
+            if body_input.gone:
+                _close(app_iter)
+                return self._render(environ, start_response, _body_incomplete())
+        if not capture.sent:
             status = capture.status
             # PERF: statuses below 400 are never rewritten; skip parsing them.
             if self.rewrite_html and not (status < "4" and status[:3].isdigit()):

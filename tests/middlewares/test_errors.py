@@ -463,6 +463,100 @@ def test_swallowed_limit_error_still_413(caplog):
     assert (response.status_int, response.body) == (413, TOO_LARGE)
 
 
+INCOMPLETE = body({
+    "code": 400, "errno": 107, "error": "Invalid parameters",
+    "message": "body: Request body incomplete: the connection was lost while reading it",
+    "details": [{"location": "body", "name": None,
+                 "description": "Request body incomplete: the connection was lost while reading it"}],
+})
+
+
+class LostConnectionInput(io.BytesIO):
+    """A server's wsgi.input whose client goes away after ``keep`` bytes (as gunicorn's reader fails)."""
+
+    def __init__(self, data: bytes, keep: int, error: OSError) -> None:
+        super().__init__(data[:keep])
+        self.error = error
+
+    def read(self, size=-1):
+        chunk = super().read(size)
+        if size is None or size < 0 or len(chunk) < size:
+            raise self.error  # the rest never comes
+        return chunk
+
+    def readline(self, size=-1):
+        line = super().readline(size)
+        if not line:
+            raise self.error
+        return line
+
+
+def reading_app(environ, start_response):
+    data = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return [data]
+
+
+def swallowing_app(environ, start_response):
+    # Like Django: any exception of a view becomes the framework's 500 page.
+    try:
+        environ["wsgi.input"].read()
+    except Exception:
+        start_response("500 Internal Server Error", [("Content-Type", "text/html")])
+        return [b"<h1>Server Error</h1>"]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+
+@pytest.mark.parametrize("chunked, app", [
+    pytest.param(False, echo_app, id="content-length-read-length"),
+    pytest.param(False, reading_app, id="content-length-read-all"),
+    pytest.param(False, swallowing_app, id="content-length-swallowed"),
+    pytest.param(True, reading_app, id="chunked-read-all"),
+    pytest.param(True, swallowing_app, id="chunked-swallowed"),
+])
+@pytest.mark.parametrize("error", [
+    pytest.param(ConnectionResetError(104, "Connection reset by peer"), id="reset"),
+    pytest.param(TimeoutError("timed out"), id="timeout"),
+    pytest.param(OSError("gunicorn NoMoreData is an IOError"), id="oserror"),
+])
+def test_client_lost_mid_upload_is_400_logged_at_info(chunked, app, error, caplog):
+    caplog.set_level(logging.DEBUG)
+    stream = LostConnectionInput(b"x" * 100, 10, error)
+    environ = {"wsgi.input": stream}
+    if chunked:
+        environ["wsgi.input_terminated"] = True
+    request = webob.Request.blank("/", method="POST", environ=environ)
+    if chunked:
+        request.environ.pop("CONTENT_LENGTH", None)
+    else:
+        request.environ["CONTENT_LENGTH"] = "100"
+    middleware = ErrorsMiddleware(app, max_body_bytes=1000, registry=Registry(load_settings(environ={})))
+    response = request.get_response(middleware)
+    assert (response.status_int, response.headerlist, response.body) == (
+        400, error_headers(INCOMPLETE), INCOMPLETE)
+    # Nobody is there to read the answer: one INFO line, no error and no traceback (no Sentry event).
+    records = [r for r in caplog.records if r.name == "cliquet_wsgi.errors"]
+    assert [(r.levelno, r.getMessage(), r.exc_info) for r in records] == [
+        (logging.INFO, f"Connection lost while reading the request body: {error!r}", None)]
+
+
+def test_request_without_body_keeps_the_servers_input():
+    seen = []
+
+    def app(environ, start_response):
+        seen.append(environ["wsgi.input"])
+        return ok_app(environ, start_response)
+
+    stream = io.BytesIO(b"")
+    for length in ("", "0"):
+        request = webob.Request.blank("/", environ={"wsgi.input": stream})
+        request.environ["CONTENT_LENGTH"] = length
+        # No limit: nothing to count, and no body to lose.
+        request.get_response(ErrorsMiddleware(app, max_body_bytes=0, registry=Registry(load_settings(environ={}))))
+    assert seen == [stream, stream]
+
+
 def test_zero_means_no_limit():
     middleware = ErrorsMiddleware(echo_app, max_body_bytes=0, registry=Registry(load_settings(environ={})))
     response = webtest.TestApp(validator(middleware)).post("/", b"x" * 3_000_000)
