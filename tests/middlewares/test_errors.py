@@ -447,18 +447,19 @@ def test_chunked_body_under_limit_is_readable():
     assert (response.status_int, response.body) == (200, b"0123456789")
 
 
-def test_swallowed_limit_error_still_413(caplog):
-    def app(environ, start_response):
-        # Like Django: any exception of a view becomes the framework's 500 page.
-        try:
-            environ["wsgi.input"].read()
-        except Exception:
-            start_response("500 Internal Server Error", [("Content-Type", "text/html")])
-            return [b"<h1>Server Error</h1>"]
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"ok"]
+def swallowing_app(environ, start_response):
+    # Like Django: any exception of a view becomes the framework's 500 page.
+    try:
+        environ["wsgi.input"].read()
+    except Exception:
+        start_response("500 Internal Server Error", [("Content-Type", "text/html")])
+        return [b"<h1>Server Error</h1>"]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
 
-    middleware = ErrorsMiddleware(app, max_body_bytes=10, registry=Registry(load_settings(environ={})))
+
+def test_swallowed_limit_error_still_413(caplog):
+    middleware = ErrorsMiddleware(swallowing_app, max_body_bytes=10, registry=Registry(load_settings(environ={})))
     response = chunked_request(b"x" * 100).get_response(middleware)
     assert (response.status_int, response.body) == (413, TOO_LARGE)
 
@@ -495,17 +496,6 @@ def reading_app(environ, start_response):
     data = environ["wsgi.input"].read()
     start_response("200 OK", [("Content-Type", "application/octet-stream")])
     return [data]
-
-
-def swallowing_app(environ, start_response):
-    # Like Django: any exception of a view becomes the framework's 500 page.
-    try:
-        environ["wsgi.input"].read()
-    except Exception:
-        start_response("500 Internal Server Error", [("Content-Type", "text/html")])
-        return [b"<h1>Server Error</h1>"]
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"ok"]
 
 
 @pytest.mark.parametrize("chunked, app", [
