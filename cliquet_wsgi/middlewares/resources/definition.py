@@ -13,13 +13,8 @@ import os
 import re
 from typing import Any, Callable, Iterable, Mapping
 
-import referencing
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-from referencing.exceptions import Unresolvable
-from referencing.jsonschema import DRAFT202012
-
 from cliquet_wsgi.errors import ConfigurationError
+from cliquet_wsgi.middlewares.resources.schemas import compile_schema
 from cliquet_wsgi.registry import import_dotted
 
 #: PROTOCOL §10.2: ids the default UUID4 generator produces (full match, §15 #37).
@@ -129,29 +124,6 @@ class Resource:
         return f"<Resource {self.name!r} model={self.model!r}>"
 
 
-#: Keywords whose value refers to another schema (JSON Schema 2020-12).
-_REF_KEYWORDS = ("$ref", "$dynamicRef")
-
-
-def _walk_refs(value: Any, resolver: referencing.Resolver, root: Any) -> Iterable[tuple[str, referencing.Resolver]]:
-    """``(reference, resolver)`` of every ``$ref``/``$dynamicRef`` in ``value``.
-
-    A subschema with an ``$id`` is a resource of its own: references inside it
-    resolve against it, as the validator will resolve them.
-    """
-    if isinstance(value, dict):
-        if value is not root and isinstance(value.get("$id"), str):
-            resolver = resolver.in_subresource(DRAFT202012.create_resource(value))
-        for key, sub in value.items():
-            if key in _REF_KEYWORDS and isinstance(sub, str):
-                yield sub, resolver
-            else:
-                yield from _walk_refs(sub, resolver, root)
-    elif isinstance(value, list):
-        for sub in value:
-            yield from _walk_refs(sub, resolver, root)
-
-
 class CompiledResource:
     """A checked, precomputed :class:`Resource`; what the views work with."""
 
@@ -183,23 +155,7 @@ class CompiledResource:
         self.properties: dict[str, Any] = {}
         if self.schema is None:
             return
-        try:
-            Draft202012Validator.check_schema(self.schema)
-        except SchemaError as exc:
-            raise ConfigurationError(f"Resource {self.name!r}: invalid JSON schema: {exc.message}") from None
-        # An empty registry: no reference is ever retrieved, from the network or elsewhere.
-        registry: referencing.Registry = referencing.Registry()
-        resolver = registry.resolver_with_root(DRAFT202012.create_resource(self.schema))
-        for ref, scope in _walk_refs(self.schema, resolver, self.schema):
-            # NOTE: remote $ref would mean fetching URLs while validating a request.
-            if not ref.startswith("#"):
-                raise ConfigurationError(f"Resource {self.name!r}: only local $ref are allowed, got {ref!r}")
-            try:
-                scope.lookup(ref)
-            except Unresolvable:
-                # Here rather than as a 500 on every write that reaches the reference (S10).
-                raise ConfigurationError(f"Resource {self.name!r}: cannot resolve {ref!r} in the schema") from None
-        self.validator = Draft202012Validator(self.schema, registry=registry)
+        self.validator = compile_schema(self.name, self.schema)
         self.strict = self.schema.get("additionalProperties", True) is False
         props = self.schema.get("properties") or {}
         self.properties = dict(props) if isinstance(props, dict) else {}

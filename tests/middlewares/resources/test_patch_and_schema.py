@@ -1,6 +1,8 @@
 """PATCH flavours (merge, merge-patch, JSON-Patch), read-only and unique fields, schema options."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cliquet_wsgi.errors import ConfigurationError
@@ -233,6 +235,17 @@ def test_subclass_process_record(make_app):
                                              "properties": {"c": {"$ref": "#/$defs/c"}}}},
                              "properties": {"a": {"$ref": "#/$defs/b"}}}}, "cannot resolve '#/$defs/c'",
                  id="unresolvable-in-embedded-resource"),
+    # A loop that never descends into the record: validation would recurse without end.
+    pytest.param({"schema": {"$ref": "#"}}, "refers to itself without descending into the record (through '#')",
+                 id="ref-to-root"),
+    pytest.param({"schema": {"properties": {"a": {"$ref": "#/properties/a"}}}},
+                 "(through '#/properties/a')", id="ref-to-itself"),
+    pytest.param({"schema": {"$defs": {"x": {"allOf": [{"$ref": "#/$defs/y"}]}, "y": {"not": {"$ref": "#/$defs/x"}}},
+                             "properties": {"a": {"$ref": "#/$defs/x"}}}}, "(through '#/$defs/x')",
+                 id="loop-through-allof-and-not"),
+    pytest.param({"schema": {"$defs": {"x": {"$id": "https://schemas.example/x.json", "anyOf": [{"$ref": "#"}]}},
+                             "properties": {"a": {"$ref": "#/$defs/x"}}}}, "(through '#')",
+                 id="loop-in-embedded-resource"),
     pytest.param({"schema": {"properties": {"a": {"pattern": "("}}}}, "invalid JSON schema", id="bad-pattern-regex"),
     pytest.param({"model": "group"}, "model must be one of", id="bad-model"),
     pytest.param({"name": "Bad-Name"}, "Resource name", id="bad-name"),
@@ -244,7 +257,7 @@ def test_bad_definitions_fail_at_startup(make_registry, kwargs, message):
 
     kwargs = dict(kwargs)
     name = kwargs.pop("name", "article")
-    with pytest.raises(ConfigurationError, match=message.replace("$", r"\$")):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
         ResourcesMiddleware(lambda e, s: [], registry=make_registry(), resources=[Resource(name, **kwargs)])
 
 
@@ -268,6 +281,17 @@ def test_local_refs_and_defs_work(make_app):
     app.post_json("/items", {"data": {"n": "abc"}}, headers=ALICE, status=201)
     response = app.post_json("/items", {"data": {"n": "abcd"}}, headers=ALICE, status=400)
     assert response.json["details"][0]["name"] == "data.n"
+
+
+def test_recursive_schemas_that_descend_work(make_app):
+    # A tree: each level of the record is one level of the schema; the record's depth bounds it.
+    schema = {"type": "object", "properties": {"name": {"type": "string"},
+                                               "children": {"type": "array", "items": {"$ref": "#"}}}}
+    app = make_app([Resource("node", schema=schema)])
+    tree = {"name": "root", "children": [{"name": "a", "children": [{"name": "b", "children": []}]}]}
+    assert app.post_json("/nodes", {"data": tree}, headers=ALICE, status=201).json["data"]["children"] == tree["children"]
+    response = app.post_json("/nodes", {"data": {"children": [{"name": 3}]}}, headers=ALICE, status=400)
+    assert response.json["details"][0]["name"] == "data.children.0.name"
 
 
 def test_schema_references_never_reach_the_network(monkeypatch):
