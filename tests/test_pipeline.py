@@ -249,12 +249,12 @@ def test_migrate_command_on_postgresql(demo_env, capsys, monkeypatch):
     try:
         assert cli_main(["migrate", INI]) == 0
         assert capsys.readouterr().out.splitlines() == [
-            "storage: created schema version 1", "cache: created schema version 1",
+            "storage: created schema version 2", "cache: created schema version 1",
             "permission: created schema version 1", "3 backend(s) up to date"]
         monkeypatch.setenv("CLIQUET_REGISTRY_NAME", f"pipeline-{uuid.uuid4()}")
         assert cli_main(["migrate", INI]) == 0
         assert capsys.readouterr().out.splitlines() == [
-            "storage: schema already at version 1", "cache: schema already at version 1",
+            "storage: schema already at version 2", "cache: schema already at version 1",
             "permission: schema already at version 1", "3 backend(s) up to date"]
     finally:
         from cliquet_wsgi.registry import all_registries

@@ -757,8 +757,8 @@ def test_initialize_schema_on_an_empty_database_concurrently_then_idempotently(u
         for thread in threads:
             thread.join(30)
         assert errors == []
-        assert sorted(lines) == [["storage: created schema version 1"]] + [
-            ["storage: schema already at version 1"]
+        assert sorted(lines) == [["storage: created schema version 2"]] + [
+            ["storage: schema already at version 2"]
         ] * 3
         pool = pools[0]
         assert PostgreSQLPermission(pool).initialize_schema() == ["permission: created schema version 1"]
@@ -771,13 +771,108 @@ def test_initialize_schema_on_an_empty_database_concurrently_then_idempotently(u
             assert list(cursor.fetchall()) == [
                 ["cache_schema_version", "1"],
                 ["permission_schema_version", "1"],
-                ["storage_schema_version", "1"],
+                ["storage_schema_version", "2"],
             ]
         storage = PostgreSQLStorage(pool)
         assert storage.create("m", PID, {"id": "x"})["id"] == "x"
     finally:
         for pool in pools:
             pool.dispose()
+        admin.cursor().execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def _live_counts(pool: Pool) -> dict[tuple[str, str], tuple[int, int]]:
+    """``{partition: (kept live_records, counted live records)}`` of every partition with a row or a record."""
+    with pool.transaction() as cursor:
+        cursor.execute(
+            "SELECT p.collection_id, p.parent_id, coalesce(t.live_records, 0), "
+            "(SELECT count(*) FROM records r WHERE r.collection_id = p.collection_id "
+            "AND r.parent_id = p.parent_id AND NOT r.deleted) "
+            "FROM (SELECT collection_id, parent_id FROM records UNION SELECT collection_id, parent_id FROM timestamps) p "
+            "LEFT JOIN timestamps t USING (collection_id, parent_id)"
+        )
+        return {(c, p): (kept, counted) for c, p, kept, counted in cursor.fetchall()}
+
+
+def test_live_record_counts_follow_every_write(storage, pool):
+    """Schema 2: the triggers' count equals count(*) after any sequence of writes, and listings report it."""
+    import random
+
+    from cliquet_wsgi.storage import RecordNotFoundError
+
+    rng = random.Random(20261128)
+    partitions = [("count-a", "alice"), ("count-a", "bob"), ("count-b", "alice")]
+    ids = [f"r{n}" for n in range(12)]
+    for step in range(400):
+        collection, parent = rng.choice(partitions)
+        object_id = rng.choice(ids)
+        action = rng.choice(["create", "create", "update", "delete", "delete-hard", "delete_all", "purge",
+                             "rollback"])
+        try:
+            if action == "create":
+                storage.create(collection, parent, {"id": object_id, "n": step})
+            elif action == "update":
+                storage.update(collection, parent, object_id, {"n": step})
+            elif action == "delete":
+                storage.delete(collection, parent, object_id)
+            elif action == "delete-hard":
+                storage.delete(collection, parent, object_id, with_deleted=False)
+            elif action == "delete_all":
+                if rng.random() < 0.2:
+                    storage.delete_all(collection, parent, filters=[Filter("n", step // 2, COMPARISON.LT)])
+            elif action == "purge":
+                storage.purge_deleted(collection, parent)
+            else:
+                with pytest.raises(RuntimeError):
+                    with storage.transaction():
+                        storage.create(collection, parent, {"n": step})
+                        raise RuntimeError("rolled back with its count")
+        except (UnicityError, RecordNotFoundError):
+            pass
+        if step % 20 == 0 or action in ("delete_all", "rollback"):
+            counts = _live_counts(pool)
+            assert all(kept == counted for kept, counted in counts.values()), (step, action, counts)
+    for collection, parent in partitions:
+        _, total = storage.get_all(collection, parent, limit=1, count=True)
+        assert total == _live_counts(pool)[(collection, parent)][1]
+        filtered = storage.get_all(collection, parent, filters=[Filter("n", 0, COMPARISON.GT)], limit=1, count=True)
+        with pool.transaction() as cursor:
+            cursor.execute("SELECT count(*) FROM records WHERE collection_id = %s AND parent_id = %s "
+                           "AND NOT deleted AND (data->>'n')::int > 0", (collection, parent))
+            assert filtered[1] == cursor.fetchone()[0]
+
+
+def test_migration_2_counts_existing_records(url):
+    """A version-1 database with records gets exact counts, and triggers, when migrated."""
+    from cliquet_wsgi.backends.postgresql.schema import MIGRATIONS
+
+    name = f"cliquet_pg_migrate2_{uuid.uuid4().hex[:8]}"
+    admin = _admin(url)
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    pool = _pool(url.rsplit("/", 1)[0] + "/" + name, size=1, max_overflow=0)
+    try:
+        with pool.transaction() as cursor:
+            for statement in MIGRATIONS["storage"][0]:
+                cursor.execute(statement)
+            cursor.execute("CREATE TABLE metadata (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            cursor.execute("INSERT INTO metadata VALUES ('storage_schema_version', '1')")
+            cursor.execute(
+                "INSERT INTO records (collection_id, parent_id, id, last_modified, deleted) "
+                "SELECT 'old', 'p' || (n % 3), 'r' || n, n, n % 4 = 0 FROM generate_series(1, 100) AS n"
+            )
+            # One partition written before timestamps existed for it.
+            cursor.execute("INSERT INTO timestamps VALUES ('old', 'p0', 100), ('old', 'p1', 100)")
+        storage = PostgreSQLStorage(pool)
+        assert storage.initialize_schema() == ["storage: upgraded schema from version 1 to 2"]
+        counts = _live_counts(pool)
+        assert counts == {("old", "p0"): (25, 25), ("old", "p1"): (25, 25), ("old", "p2"): (25, 25)}
+        storage.create("old", "p2", {"id": "new"})
+        storage.delete("old", "p0", "r3")
+        assert _live_counts(pool)[("old", "p2")] == (26, 26)
+        assert _live_counts(pool)[("old", "p0")] == (24, 24)
+    finally:
+        pool.dispose()
         admin.cursor().execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         admin.close()
 
