@@ -271,14 +271,7 @@ class Pool:
             sock = negotiate(sock, self.tls, self._tls_context, p["host"])
             # NOTE: prepared statements must not switch to generic plans: a
             # filter's values (selectivity) choose the plan, as when unprepared.
-            # NOTE: enable_sort=off: a page is the first rows of an index range
-            # (LIMIT), which the planner only sees when it knows a partition is
-            # big. Statistics lag behind fast-growing collections and never
-            # single out one user's among many: estimating a few rows, it sorted
-            # the whole partition instead (4.3 ms instead of 0.7 ms at 10K
-            # records, growing with it). Off only makes sorting look expensive:
-            # a query that cannot read in index order still sorts.
-            startup = {"TimeZone": "UTC", "plan_cache_mode": "force_custom_plan", "enable_sort": "off"}
+            startup = {"TimeZone": "UTC", "plan_cache_mode": "force_custom_plan"}
             if self.statement_timeout:
                 startup["statement_timeout"] = str(int(self.statement_timeout * 1000))
             raw = pg8000.dbapi.connect(
