@@ -49,6 +49,17 @@ def status_app(status, headers=()):
 # -- actual requests --------------------------------------------------------------------
 
 
+def call_directly(inner, origins: str, origin: str | None) -> tuple[list, bytes]:
+    """``([(status, headers)], body)`` of a GET through CORS, without webtest's linter (it refuses CR/LF origins)."""
+    middleware = CORSMiddleware(inner, registry=Registry(load_settings(environ={})), cors_origins=origins)
+    environ = webtest.TestRequest.blank("/v1/x").environ
+    if origin is not None:
+        environ["HTTP_ORIGIN"] = origin
+    started = []
+    body = middleware(environ, lambda status, headerlist, exc_info=None: started.append((status, headerlist)))
+    return started, b"".join(body)
+
+
 @pytest.mark.parametrize(
     "origins, origin, expected",
     [
@@ -74,14 +85,8 @@ def status_app(status, headers=()):
 )
 def test_actual_requests(origins, origin, expected):
     headers = {"Origin": origin} if origin is not None else {}
-    middleware = CORSMiddleware(app, registry=Registry(load_settings(environ={})), cors_origins=origins)
-    # The CR/LF origin cannot go through webtest's linter; call the middleware directly.
-    environ = webtest.TestRequest.blank("/v1/x").environ
-    if origin is not None:
-        environ["HTTP_ORIGIN"] = origin
-    started = []
-    result = middleware(environ, lambda status, headerlist, exc_info=None: started.append((status, headerlist)))
-    assert b"".join(result) == b"{}"
+    started, body = call_directly(app, origins, origin)
+    assert body == b"{}"
     assert started == [("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2"), *expected])]
     if "\r" not in (origin or ""):
         response = make(cors_origins=origins).get("/v1/x", headers=headers)
@@ -160,14 +165,8 @@ def test_vary_origin_whenever_acao_is_not_star(origins, origin, expected, status
     served from a cache to a cross-origin request, the browser would refuse
     it, unless ``Vary: Origin`` keeps the cache from doing so.
     """
-    inner = status_app(status, [("Content-Length", "0"), ("Vary", "Accept")])
-    middleware = CORSMiddleware(inner, registry=Registry(load_settings(environ={})), cors_origins=origins)
-    environ = webtest.TestRequest.blank("/v1/x").environ
-    if origin is not None:
-        environ["HTTP_ORIGIN"] = origin
-    started = []
-    body = middleware(environ, lambda status, headerlist, exc_info=None: started.append((status, headerlist)))
-    assert b"".join(body) == b""
+    started, body = call_directly(status_app(status, [("Content-Length", "0"), ("Vary", "Accept")]), origins, origin)
+    assert body == b""
     assert started == [(status, [("Content-Length", "0"), *expected])]
 
 
