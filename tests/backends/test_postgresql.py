@@ -865,6 +865,10 @@ def test_migration_2_counts_existing_records(url):
             cursor.execute("INSERT INTO timestamps VALUES ('old', 'p0', 100), ('old', 'p1', 100)")
         storage = PostgreSQLStorage(pool)
         assert storage.initialize_schema() == ["storage: upgraded schema from version 1 to 2"]
+        with pool.transaction() as cursor:
+            cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'records'")
+            # Statistics follow fast-growing collections (analysed after 1 % of changes, not 10 %).
+            assert cursor.fetchone() == [["autovacuum_analyze_scale_factor=0.01", "autovacuum_analyze_threshold=1000"]]
         counts = _live_counts(pool)
         assert counts == {("old", "p0"): (25, 25), ("old", "p1"): (25, 25), ("old", "p2"): (25, 25)}
         storage.create("old", "p2", {"id": "new"})

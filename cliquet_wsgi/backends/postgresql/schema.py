@@ -153,6 +153,11 @@ MIGRATIONS: dict[str, list[list[str]]] = {
             REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
             EXECUTE FUNCTION cliquet_live_records_updated()
             """,
+            # PERF: collections grow fast (batches of creates); with the default
+            # 10 % of changes between analyses, the planner long believes a
+            # grown partition is small and sorts all of it for a first page
+            # instead of reading the index up to the limit.
+            "ALTER TABLE records SET (autovacuum_analyze_scale_factor = 0.01, autovacuum_analyze_threshold = 1000)",
             "DROP TRIGGER IF EXISTS records_live_deleted ON records",
             """
             CREATE TRIGGER records_live_deleted AFTER DELETE ON records
