@@ -5,8 +5,9 @@ the errors it renders) and above every layer that can raise. It also rejects
 inputs that would otherwise crash a layer below: request bodies over
 ``max_body_bytes`` (413/113) and paths or querystrings that are not UTF-8
 (400/107); a connection lost while the app reads the body is a 400/107
-logged at INFO (:class:`ClientInput`). Do not use it if an outer framework already renders errors in its
-own format and clients do not speak the Cliquet protocol.
+logged at INFO (:class:`ClientInput`). Do not use it if an outer framework
+already renders errors in its own format and clients do not speak the
+Cliquet protocol.
 
 NOTE(errors): the body limit can only stop uploads that the server streams to
 the app (gunicorn does: a ``Content-Length`` over the limit is refused before
@@ -164,8 +165,7 @@ class LimitedInput(ClientInput):
     __slots__ = ("_limit", "_count", "exceeded")
 
     def __init__(self, stream: Any, limit: int) -> None:
-        self._stream = stream
-        self.gone = False
+        super().__init__(stream)
         self._limit = limit
         self._count = 0
         self.exceeded = False
@@ -350,7 +350,7 @@ class ErrorsMiddleware:
 
         if not capture.sent and body_input is not None:
             # The app swallowed our 413 or 400 (Django turns them into its 500 page).
-            if getattr(body_input, "exceeded", False):
+            if isinstance(body_input, LimitedInput) and body_input.exceeded:
                 _close(app_iter)
                 return self._render(environ, start_response, _too_large())
             if body_input.gone:

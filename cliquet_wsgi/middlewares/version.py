@@ -16,7 +16,6 @@ import copy
 import re
 from datetime import date, datetime
 from typing import Any, Callable, Iterable
-from urllib.parse import quote
 
 from cliquet_wsgi import environ as keys
 from cliquet_wsgi.errors import (
@@ -31,7 +30,7 @@ from cliquet_wsgi.paste import make_filter_factory
 from cliquet_wsgi.registry import Registry, default_registry
 from cliquet_wsgi.rendering import JSON_CONTENT_TYPE, json_dumps, status_line
 from cliquet_wsgi.settings import load_settings, version_prefix
-from cliquet_wsgi.urls import check_http_host, request_origin
+from cliquet_wsgi.urls import check_http_host, quote_path, quote_raw, request_origin
 
 #: Served unprefixed too: load balancers do not follow redirects.
 UTILITY_PATHS = frozenset({"/__heartbeat__", "/__lbheartbeat__", "/__version__"})
@@ -39,8 +38,6 @@ UTILITY_PATHS = frozenset({"/__heartbeat__", "/__lbheartbeat__", "/__version__"}
 CLIQUET_PROTOCOL_VERSION = "2"
 
 _VERSION_SEGMENT = re.compile(r"/v\d+(/|$)")
-# pchar of RFC 3986 (besides the letters, digits and "_.-~" quote() always keeps).
-_PATH_SAFE = "/!$&'()*+,;=:@"
 # Printable ASCII except space: existing escapes in the querystring are kept.
 _QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 _REDIRECT_HEADERS = [("Content-Type", "text/plain; charset=UTF-8"), ("Content-Length", "0")]
@@ -48,15 +45,6 @@ _REDIRECT_HEADERS = [("Content-Type", "text/plain; charset=UTF-8"), ("Content-Le
 # headers are chosen by clients, so past these sizes results are recomputed.
 _BASE_URL_CACHE_SIZE = 256
 _HELLO_CACHE_SIZE = 64
-
-
-def _quote(text: str, safe: str) -> str:
-    """Percent-encode the raw bytes behind a PEP 3333 (latin-1) string: no CR/LF can survive (I6)."""
-    try:
-        raw = text.encode("latin-1")
-    except UnicodeEncodeError:  # a server that did not follow PEP 3333
-        raw = text.encode("utf-8", "surrogatepass")
-    return quote(raw, safe=safe)
 
 
 def _unknown_version() -> CliquetError:
@@ -276,15 +264,15 @@ class VersionMiddleware:
         return url
 
     def _build_base_url(self, environ: dict[str, Any], script_name: str) -> str:
-        return request_origin(environ, self.http_scheme, self.http_host) + _quote(script_name, _PATH_SAFE)
+        return request_origin(environ, self.http_scheme, self.http_host) + quote_path(script_name)
 
     def _redirect(
         self, environ: dict[str, Any], start_response: Callable[..., Any], path: str, script_name: str | None = None
     ) -> list[bytes]:
-        location = self._base_url(environ, script_name) + _quote(path, _PATH_SAFE)
+        location = self._base_url(environ, script_name) + quote_path(path)
         query = environ.get("QUERY_STRING", "")
         if query:
-            location += "?" + _quote(query, _QUERY_SAFE)
+            location += "?" + quote_raw(query, _QUERY_SAFE)
         start_response(status_line(307), [*_REDIRECT_HEADERS, ("Location", location)])
         return [b""]
 

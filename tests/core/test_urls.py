@@ -3,7 +3,7 @@ import pytest
 
 from cliquet_wsgi.errors import ConfigurationError
 from cliquet_wsgi.settings import load_settings
-from cliquet_wsgi.urls import check_http_host, request_origin
+from cliquet_wsgi.urls import check_http_host, quote_path, request_origin
 
 BASE = {"wsgi.url_scheme": "http", "SERVER_NAME": "backend.internal", "SERVER_PORT": "8000"}
 
@@ -45,3 +45,17 @@ def test_good_http_host_is_kept():
     assert check_http_host(None) is None
     # An empty value in an ini file or the environment means "not set", as for every setting.
     assert load_settings({"http_host": ""}, environ={})["http_host"] is None
+
+
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        pytest.param("/v1/articles/abc-1", "/v1/articles/abc-1", id="plain"),
+        pytest.param("/v1/a b\r\nSet-Cookie:x", "/v1/a%20b%0D%0ASet-Cookie:x", id="crlf-never-survives"),
+        pytest.param("/v1/caf\xe9", "/v1/caf%E9", id="pep3333-latin1-bytes"),
+        pytest.param("/v1/\u2603", "/v1/%E2%98%83", id="not-pep3333-utf8-fallback"),
+        pytest.param("/v1/x;y=1@z", "/v1/x;y=1@z", id="rfc3986-pchar-kept"),
+    ],
+)
+def test_quote_path(path, expected):
+    assert quote_path(path) == expected

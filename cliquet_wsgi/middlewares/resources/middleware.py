@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from typing import Any, Iterable, Mapping
-from urllib.parse import quote
 
 from webob import Request
 
@@ -30,8 +29,8 @@ from cliquet_wsgi.middlewares.resources.definition import CompiledResource, Reso
 from cliquet_wsgi.middlewares.resources.permissions import Authorizer
 from cliquet_wsgi.middlewares.resources.routing import COLLECTION, Match, Router
 from cliquet_wsgi.registry import Registry, default_registry, import_dotted
-from cliquet_wsgi.urls import check_http_host, request_origin
 from cliquet_wsgi.rendering import status_line
+from cliquet_wsgi.urls import check_http_host, quote_path, request_origin
 
 logger = logging.getLogger(__name__)
 
@@ -329,4 +328,4 @@ class ResourcesMiddleware:
     def _endpoint_url(self, environ: Mapping[str, Any]) -> str:
         """Absolute URL of the requested endpoint, without querystring (Next-Page base)."""
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        return request_origin(environ, self.http_scheme, self.http_host) + quote(path.encode("latin-1"), safe="/")
+        return request_origin(environ, self.http_scheme, self.http_host) + quote_path(path)

@@ -16,7 +16,7 @@ reaches it fails here, as a ConfigurationError naming the resource:
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import referencing
 from jsonschema import Draft202012Validator
@@ -41,7 +41,7 @@ def compile_schema(resource_name: str, schema: dict[str, Any]) -> Draft202012Val
         raise ConfigurationError(f"Resource {resource_name!r}: invalid JSON schema: {exc.message}") from None
     registry: referencing.Registry = referencing.Registry()
     root = registry.resolver_with_root(DRAFT202012.create_resource(schema))
-    for ref, resolver in _walk_refs(schema, root, schema):
+    for ref, resolver in _walk_refs(schema, root):
         # NOTE: remote $ref would mean fetching URLs while validating a request.
         if not ref.startswith("#"):
             raise ConfigurationError(f"Resource {resource_name!r}: only local $ref are allowed, got {ref!r}")
@@ -65,18 +65,13 @@ def _scoped(value: dict, resolver: referencing.Resolver, root: Any) -> referenci
     return resolver
 
 
-def _walk_refs(value: Any, resolver: referencing.Resolver, root: Any) -> Iterable[tuple[str, referencing.Resolver]]:
-    """``(reference, resolver)`` of every ``$ref``/``$dynamicRef`` in ``value``."""
-    if isinstance(value, dict):
-        resolver = _scoped(value, resolver, root)
-        for key, sub in value.items():
-            if key in _REF_KEYWORDS and isinstance(sub, str):
-                yield sub, resolver
-            else:
-                yield from _walk_refs(sub, resolver, root)
-    elif isinstance(value, list):
-        for sub in value:
-            yield from _walk_refs(sub, resolver, root)
+def _walk_refs(schema: dict, root: referencing.Resolver) -> Iterator[tuple[str, referencing.Resolver]]:
+    """``(reference, resolver)`` of every ``$ref``/``$dynamicRef`` in the schema document."""
+    for value, resolver in _subschemas(schema, root, schema):
+        for key in _REF_KEYWORDS:
+            ref = value.get(key)
+            if isinstance(ref, str):
+                yield ref, _scoped(value, resolver, schema)
 
 
 def _in_place(value: dict, resolver: referencing.Resolver, root: Any) -> Iterator[tuple[Any, referencing.Resolver, str]]:
